@@ -1,0 +1,246 @@
+"""The configuration file: YAML validated into frozen pydantic models (DESIGN §7).
+
+Every way a config can be wrong ends in one `ConfigError` whose message names the YAML path of
+the bad field (e.g. `aws[0].external_id`) and the fix, so the CLI can print it and exit 2.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+SUPPORTED_TYPES = ("rdsproxy",)
+REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso|-isob|-isof|-isoe)?-[a-z]+-\d{1,2}$")
+ROLE_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+GROUP_RE = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9_.]{0,62}$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class ConfigError(Exception):
+    """A config that cannot be used. `str()` is the one line a user sees."""
+
+
+def parse_duration(value: object) -> float:
+    """`30s`, `5m`, `1h`, `1m30s` → seconds. A bare number is seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 1h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        parts = _DURATION_PART.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise ValueError(f"{value!r} is not a duration; write it like 30s, 5m or 1h")
+        seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    else:
+        raise ValueError("expected a duration such as 30s, 5m or 1h")
+    if seconds <= 0:
+        raise ValueError("a duration must be greater than zero")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _tag_values(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError("a tag selector value must be a string or a non-empty list of strings")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Matcher(_Frozen):
+    types: tuple[str, ...]
+    regions: tuple[str, ...]
+    tags: Mapping[str, tuple[str, ...]] = Field(default_factory=lambda: {"*": ("*",)})
+    assume_role_arn: str = ""
+    external_id: str = ""
+
+    @field_validator("types")
+    @classmethod
+    def _types(cls, types: tuple[str, ...]) -> tuple[str, ...]:
+        if not types:
+            raise ValueError('at least one type is required, e.g. types: ["rdsproxy"]')
+        for t in types:
+            if t not in SUPPORTED_TYPES:
+                raise ValueError(f"unsupported type {t!r}; only 'rdsproxy' is supported")
+        return tuple(dict.fromkeys(types))
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, regions: tuple[str, ...]) -> tuple[str, ...]:
+        if not regions:
+            raise ValueError('at least one region is required, e.g. regions: ["us-east-1"]')
+        for r in regions:
+            if r == "*":
+                raise ValueError("wildcard regions are not supported; list the regions to scan")
+            if not REGION_RE.match(r):
+                raise ValueError(f"{r!r} is not a valid AWS region name (e.g. us-east-1)")
+        return tuple(dict.fromkeys(regions))
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, tags: object) -> dict[str, tuple[str, ...]]:
+        if tags is None:
+            return {"*": ("*",)}
+        if not isinstance(tags, Mapping):
+            raise ValueError(
+                'tags must be a mapping of label key to value(s), e.g. {"env": "prod"}'
+            )
+        out: dict[str, tuple[str, ...]] = {}
+        for key, value in tags.items():
+            values = _tag_values(value)
+            for v in values:
+                if v.startswith("^") and v.endswith("$"):
+                    try:
+                        re.compile(v)
+                    except re.error as exc:
+                        raise ValueError(
+                            f"tags[{key}]: invalid regular expression {v!r}: {exc}"
+                        ) from None
+            out[str(key)] = values
+        return out
+
+    @field_validator("assume_role_arn")
+    @classmethod
+    def _role(cls, arn: str) -> str:
+        if arn and not ROLE_ARN_RE.match(arn):
+            raise ValueError(
+                f"{arn!r} is not an IAM role ARN; expected arn:aws:iam::123456789012:role/NAME"
+            )
+        return arn
+
+    @model_validator(mode="after")
+    def _external_id_needs_role(self) -> Matcher:
+        if self.external_id and not self.assume_role_arn:
+            raise ValueError("external_id requires assume_role_arn; set both or remove external_id")
+        return self
+
+    @property
+    def role_account_id(self) -> str:
+        return self.assume_role_arn.split(":")[4] if self.assume_role_arn else ""
+
+
+class RegistryConfig(_Frozen):
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    path: str = "discovery.db"
+    dsn: str = ""
+
+
+class SafetyConfig(_Frozen):
+    policy: Literal["sync", "upsert-only", "create-only"] = "sync"
+    max_delete_fraction: float = Field(default=0.3, ge=0.0, le=1.0)
+
+
+class ServerConfig(_Frozen):
+    listen: str = "127.0.0.1:9464"
+
+
+class Config(_Frozen):
+    discovery_group: str
+    poll_interval: Duration = 300.0
+    aws: tuple[Matcher, ...]
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+
+    @field_validator("discovery_group")
+    @classmethod
+    def _group(cls, group: str) -> str:
+        if not GROUP_RE.match(group):
+            raise ValueError(
+                f"{group!r} is not a valid discovery group; use letters, digits, '-', '_' or '.'"
+                " (at most 63 characters)"
+            )
+        return group
+
+    @field_validator("aws")
+    @classmethod
+    def _matchers(cls, matchers: tuple[Matcher, ...]) -> tuple[Matcher, ...]:
+        if not matchers:
+            raise ValueError("at least one matcher is required under aws")
+        return matchers
+
+
+def yaml_path(loc: Sequence[int | str]) -> str:
+    """pydantic's error location → the YAML path a user reads: `aws[0].external_id`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("function-") or part in {"str", "list[str]"}:
+            continue  # pydantic's internal union/validator markers are not config keys
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    msg = str(error["msg"])
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known setting (check its spelling and indentation)"
+    return msg.removeprefix("Value error, ")
+
+
+def config_from_mapping(data: object, *, source: str = "config") -> Config:
+    if data is None:
+        raise ConfigError(
+            f"{source}: the file is empty; at least discovery_group and aws are needed"
+        )
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(
+            f"{source}: {yaml_path(first['loc'])}: {_describe(first)}{more}"
+        ) from None
+
+
+def load_config(path: str | Path) -> Config:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{source}: no such file; pass --config with the path of your config"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read the file: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{source}: broken YAML{where}: {problem}") from None
+    return config_from_mapping(data, source=source)

@@ -1,0 +1,120 @@
+"""One discovery cycle: scopes → fetch (concurrent) → convert → plan → apply → report.
+
+The imperative shell around the pure core. The same function serves `scan`, `scan --dry-run`
+and the daemon; dry-run means "stop after the plan", never a flag passed into backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from discovery.aws import FetchError, ProxySource
+from discovery.config import Config
+from discovery.convert import Matching, convert_proxies
+from discovery.model import Scope, ScopeResult
+from discovery.plan import Plan, make_plan
+from discovery.registry.base import Registry
+
+ScopeObserver = Callable[[ScopeResult], None]
+
+
+def expand_scopes(config: Config) -> list[Scope]:
+    """matcher x role x region, in config order."""
+    return [
+        Scope(
+            matcher_index=index,
+            region=region,
+            assume_role_arn=matcher.assume_role_arn,
+            external_id=matcher.external_id,
+        )
+        for index, matcher in enumerate(config.aws)
+        for region in matcher.regions
+    ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CycleReport:
+    discovery_group: str
+    dry_run: bool
+    plan: Plan
+    scopes: tuple[ScopeResult, ...]
+    applied: bool
+
+    @property
+    def failed_scopes(self) -> int:
+        return sum(1 for s in self.scopes if not s.ok)
+
+
+async def fetch_scope(config: Config, source: ProxySource, scope: Scope) -> ScopeResult:
+    matcher = config.aws[scope.matcher_index]
+    try:
+        fetched = await source.fetch(scope)
+    except FetchError as exc:
+        return ScopeResult(scope=scope, ok=False, account_id=scope.role_account_id, error=str(exc))
+    converted = convert_proxies(
+        fetched.proxies,
+        Matching(
+            tags=matcher.tags,
+            assume_role_arn=matcher.assume_role_arn,
+            external_id=matcher.external_id,
+            discovery_group=config.discovery_group,
+        ),
+    )
+    return ScopeResult(
+        scope=scope,
+        ok=True,
+        account_id=fetched.account_id,
+        resources=converted.resources,
+        skipped=converted.skipped,
+    )
+
+
+async def fetch_all(
+    config: Config,
+    source: ProxySource,
+    scopes: Sequence[Scope],
+    on_scope: ScopeObserver | None = None,
+) -> tuple[ScopeResult, ...]:
+    async def one(scope: Scope) -> ScopeResult:
+        result = await fetch_scope(config, source, scope)
+        if on_scope is not None:
+            on_scope(result)
+        return result
+
+    return tuple(await asyncio.gather(*(one(s) for s in scopes)))
+
+
+async def run_cycle(
+    *,
+    config: Config,
+    source: ProxySource,
+    registry: Registry,
+    dry_run: bool = False,
+    force: bool = False,
+    on_scope: ScopeObserver | None = None,
+) -> CycleReport:
+    scopes = expand_scopes(config)
+    # The registry is read after the fetch, so the plan diffs against the freshest state.
+    results = await fetch_all(config, source, scopes, on_scope)
+    current = await registry.list_resources()
+    plan = make_plan(
+        scopes=results,
+        current=current,
+        discovery_group=config.discovery_group,
+        policy=config.safety.policy,
+        max_delete_fraction=config.safety.max_delete_fraction,
+        force=force,
+    )
+    applied = False
+    if not dry_run and plan.changes:
+        await registry.apply(plan.changes)
+        applied = True
+    return CycleReport(
+        discovery_group=config.discovery_group,
+        dry_run=dry_run,
+        plan=plan,
+        scopes=results,
+        applied=applied,
+    )

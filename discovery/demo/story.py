@@ -1,0 +1,212 @@
+"""`discovery demo`: the whole product in one offline run, against the bundled emulator.
+
+It starts the AWS emulator with the sample fleet, scans it into a fresh SQLite registry, shows
+that a second scan writes nothing, then changes the fleet (a tag changed, a proxy deleted, one
+region denied) and scans again. The demo checks its own story and exits non-zero if the product
+did not behave as told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from discovery.config import load_config
+from discovery.cycle import CycleReport
+from discovery.model import is_owned
+from discovery.registry.sqlite import SQLiteRegistry
+from discovery.report import render_text
+
+HERE = Path(__file__).resolve().parent
+FLEET = HERE / "fleet.yaml"
+CONFIG = HERE / "demo-config.yaml"
+DENIED_ACCOUNT = "222222222222"
+DENIED_REGION = "ap-southeast-2"
+
+
+@contextmanager
+def _offline_aws_env(url: str) -> Iterator[None]:
+    """Point botocore at the emulator and away from any real AWS configuration."""
+    values = {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "demo-access-key",
+        "AWS_SECRET_ACCESS_KEY": "demo-secret-key",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    removed = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_ROLE_ARN")
+    saved = {k: os.environ.get(k) for k in (*values, *removed)}
+    os.environ.update(values)
+    for key in removed:
+        os.environ.pop(key, None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _good_proxy(proxies: list[dict[str, Any]]) -> dict[str, Any]:
+    for proxy in proxies:
+        if (
+            proxy.get("require_tls", True)
+            and proxy.get("status", "available") == "available"
+            and proxy.get("engine_family") in {"POSTGRESQL", "MYSQL", "SQLSERVER"}
+            and "TeleportDatabaseName" not in (proxy.get("tags") or {})
+        ):
+            return proxy
+    raise LookupError("the demo fleet has no plain available proxy to change")
+
+
+def _region(fleet: dict[str, Any], account: str, region: str) -> dict[str, Any]:
+    for acct in fleet["accounts"]:
+        if str(acct["id"]) == account:
+            return dict(acct["regions"][region])
+    raise LookupError(f"the demo fleet has no account {account}")
+
+
+def change_fleet(fleet: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """A tag changed on one proxy, another proxy deleted. Returns (fleet, changed, deleted)."""
+    fleet = copy.deepcopy(fleet)
+    east = _region(fleet, "111111111111", "us-east-1")
+    changed = _good_proxy(east["proxies"])
+    changed["tags"] = {**(changed.get("tags") or {}), "team": "payments-platform"}
+    west = _region(fleet, "111111111111", "eu-west-1")
+    deleted = _good_proxy(west["proxies"])
+    west["proxies"].remove(deleted)
+    return fleet, str(changed["name"]), str(deleted["name"])
+
+
+class DemoFailed(Exception):
+    pass
+
+
+def _expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise DemoFailed(what)
+
+
+def run_demo(*, workdir: str | None, stdout: TextIO) -> int:
+    try:
+        _story(workdir=workdir, stdout=stdout)
+    except DemoFailed as exc:
+        stdout.write(f"\nDEMO FAILED: expected that {exc}\n")
+        return 1
+    return 0
+
+
+def _story(*, workdir: str | None, stdout: TextIO) -> None:
+    from discovery.cli import scan
+    from discovery.emulator import EmulatorThread, load_fleet
+
+    def say(text: str = "") -> None:
+        stdout.write(text + "\n")
+        stdout.flush()
+
+    base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="discovery-demo-"))
+    base.mkdir(parents=True, exist_ok=True)
+    config_path = base / "discovery.yaml"
+    config_path.write_text(CONFIG.read_text())
+    (base / "discovery.db").unlink(missing_ok=True)
+    config = load_config(config_path)
+    fleet_doc = yaml.safe_load(FLEET.read_text())
+    fleet = load_fleet(FLEET)
+
+    def step(title: str, *, dry_run: bool = False) -> CycleReport:
+        say("")
+        say("=" * 78)
+        say(title)
+        say("=" * 78)
+        report = asyncio.run(
+            scan(config, config_path, dry_run=dry_run, force=False, stderr=stdout)
+        )
+        say(render_text(report))
+        return report
+
+    with EmulatorThread(fleet) as emulator, _offline_aws_env(emulator.url):
+        say("rdsproxy discovery demo")
+        say(f"  AWS emulator:  {emulator.url} (bundled sample fleet, {fleet.proxy_count} proxies)")
+        say(f"  config:        {config_path}")
+        say(f"  registry:      {base / 'discovery.db'} (SQLite, fresh)")
+        say("  matchers:      2 accounts reached through sts:AssumeRole with an external id,")
+        say("                 3 regions each")
+
+        first = step("1. Dry run: what the first scan would do (nothing is written)", dry_run=True)
+        _expect(bool(first.plan.create) and not first.failed_scopes, "dry run planned creates")
+        applied = step("2. Scan: apply the plan to the empty registry")
+        _expect(len(applied.plan.create) == len(first.plan.create), "scan created the plan")
+        steady = step("3. Scan again: steady state writes nothing")
+        _expect(not steady.plan.changes and not steady.applied, "steady state is empty")
+
+        changed_fleet, changed, deleted = change_fleet(fleet_doc)
+        emulator.set_fleet(changed_fleet)
+        emulator.set_faults(
+            [
+                {
+                    "account": DENIED_ACCOUNT,
+                    "region": DENIED_REGION,
+                    "operation": "DescribeDBProxies",
+                    "code": "AccessDenied",
+                    "status": 403,
+                    "message": "User is not authorized to perform: rds:DescribeDBProxies",
+                }
+            ]
+        )
+        say("")
+        say("The fleet changes:")
+        say(f"  - proxy {changed!r} (111111111111, us-east-1): tag team=payments-platform")
+        say(f"  - proxy {deleted!r} (111111111111, eu-west-1): deleted")
+        say(f"  - {DENIED_ACCOUNT} {DENIED_REGION}: rds:DescribeDBProxies now AccessDenied")
+        after = step("4. Scan after the changes")
+
+        updated = {u.after.aws.rdsproxy_name for u in after.plan.update}
+        removed = {s.resource.aws.rdsproxy_name for s in after.plan.delete}
+        _expect(changed in updated, f"the tag change on {changed} is an update")
+        _expect(removed == {deleted}, f"only {deleted} (and its endpoints) are deleted")
+        _expect(after.failed_scopes == 1, "exactly one scope failed")
+
+        registry = SQLiteRegistry(base / "discovery.db")
+        stored = asyncio.run(registry.list_resources())
+        asyncio.run(registry.close())
+        frozen = [
+            s.resource
+            for s in stored
+            if s.resource.aws.account_id == DENIED_ACCOUNT
+            and s.resource.aws.region == DENIED_REGION
+        ]
+        kept_before = [
+            r
+            for r in applied.plan.create
+            if r.aws.account_id == DENIED_ACCOUNT and r.aws.region == DENIED_REGION
+        ]
+        _expect(len(frozen) == len(kept_before) > 0, "the denied region kept its resources")
+        owned = sum(1 for s in stored if is_owned(s.resource, config.discovery_group))
+        say("Outcome:")
+        say(f"  - {changed}: updated (new team label)")
+        say(f"  - {deleted}: deleted with its custom endpoints")
+        say(
+            f"  - {DENIED_ACCOUNT}/{DENIED_REGION}: scan failed, so its {len(frozen)} resources "
+            "were left exactly as they were (frozen), not deleted"
+        )
+        say(f"  - registry now holds {owned} resources owned by discovery group 'demo'")
+        say("")
+        say(f"Try: discovery registry list --config {config_path}")
+        say(f"     discovery registry export --config {config_path}")
+        say(f"     discovery emulator --fleet {FLEET} --port 4566   # in another terminal, then:")
+        say(
+            "     AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=x "
+            f"AWS_SECRET_ACCESS_KEY=x discovery scan --dry-run --config {config_path}"
+        )

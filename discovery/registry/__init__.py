@@ -1,0 +1,1 @@
+"""Registry backends: where the `db` resources live between cycles."""

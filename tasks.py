@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Set-up and checks with nothing but python3: `python3 tasks.py demo` and `python3 tasks.py test`.
+
+Creates `.venv` on first use (and again whenever pyproject.toml changes), installs the project
+with its extras into it, then runs the demo or the whole test suite plus the linters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".installed"
+EXTRAS = "emulator,test"
+
+
+def run(*cmd: str | Path, check: bool = True) -> int:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    code = subprocess.call([str(c) for c in cmd], cwd=ROOT)
+    if check and code != 0:
+        sys.exit(code)
+    return code
+
+
+def ensure_venv() -> None:
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + EXTRAS.encode()).hexdigest()
+    if PY.exists() and STAMP.exists() and STAMP.read_text().strip() == wanted:
+        return
+    if not PY.exists():
+        print(f"creating virtual environment in {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=False).create(VENV)
+    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "pip")
+    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f".[{EXTRAS}]")
+    STAMP.write_text(wanted)
+
+
+def test(extra: list[str]) -> int:
+    failures: list[str] = []
+    code = run(PY, "-m", "pytest", *extra, check=False)
+    if code == 5:
+        print("pytest collected no tests: that is a failure, not a pass", file=sys.stderr)
+    if code != 0:
+        failures.append(f"pytest (exit {code})")
+    checks = {
+        "ruff check": [BIN / "ruff", "check", "discovery", "tests", "tasks.py"],
+        "ruff format --check": [BIN / "ruff", "format", "--check", "discovery", "tests", "tasks.py"],
+        "mypy --strict discovery": [PY, "-m", "mypy", "--strict", "discovery"],
+        "pip check": [PY, "-m", "pip", "check"],
+    }
+    for name, cmd in checks.items():
+        if run(*cmd, check=False) != 0:
+            failures.append(name)
+    if failures:
+        print("FAILED: " + ", ".join(failures), file=sys.stderr)
+        return 1
+    print("all checks passed")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"demo", "test", "setup"}:
+        print("usage: python3 tasks.py demo | test [pytest args] | setup", file=sys.stderr)
+        return 2
+    ensure_venv()
+    if argv[0] == "demo":
+        return run(BIN / "discovery", "demo", *argv[1:], check=False)
+    if argv[0] == "test":
+        return test(argv[1:])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
