@@ -1,0 +1,339 @@
+"""The SQLite registry: one local file that holds the `db` resources between cycles.
+
+It exists so a single daemon (or a cron `scan`) needs no database server, yet keeps the
+guarantees of DESIGN §6: every apply is one transaction, updates and deletes are
+compare-and-swap on the revision, and two processes pointed at the same file can never corrupt it
+(the loser of a race gets a `RegistryConflict`, or a `RegistryError` when it waited longer than
+the busy timeout).
+
+Connection handling: every call opens its own connection inside the worker thread that runs it
+(`asyncio.to_thread`) and closes it before returning. Nothing is shared between threads, so there
+is no lock to get wrong; SQLite's own file locking (with the busy timeout) orders writers, in this
+process and in others alike. Opening a connection to a local file costs well under a millisecond,
+and a cycle makes two calls (list, then at most one apply).
+
+Durability: WAL mode (readers never block the writer or each other, so `registry list` works
+while the daemon applies) with `synchronous=FULL`, which fsyncs the WAL on every commit. NORMAL
+would also never corrupt the file, but a power cut could drop the last commits after we reported
+them applied; writes are rare (at most one transaction per cycle, none in steady state), so the
+extra fsync costs nothing worth saving.
+
+If the awaiting task is cancelled (SIGTERM), the worker thread still runs its transaction to the
+end, commit or rollback: the file is never left mid-transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TypeVar
+
+from discovery.model import Resource, StoredResource
+from discovery.registry.base import Changes, RegistryConflict, RegistryError
+
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteRegistry"]
+
+_T = TypeVar("_T")
+
+# `PRAGMA application_id` marks the file as ours ("RDPX"), so pointing `registry.path` at some
+# other application's database is refused instead of silently adding tables to it.
+APPLICATION_ID = 0x52445058
+
+# Migration i takes the schema from `PRAGMA user_version` i to i + 1. Append, never edit.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE meta (
+            key   TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        )
+        """,
+        # One counter for the whole registry: a deleted then re-created name never gets a
+        # revision it had before, so a stale compare-and-swap can never succeed by accident.
+        "INSERT INTO meta (key, value) VALUES ('revision', 0)",
+        """
+        CREATE TABLE resources (
+            name       TEXT PRIMARY KEY,
+            revision   INTEGER NOT NULL CHECK (revision > 0),
+            document   TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """,
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+
+# Primary SQLite result codes (the low byte of an extended code).
+_SQLITE_PERM = 3
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+_SQLITE_READONLY = 8
+_SQLITE_IOERR = 10
+_SQLITE_CORRUPT = 11
+_SQLITE_FULL = 13
+_SQLITE_CANTOPEN = 14
+_SQLITE_AUTH = 23
+_SQLITE_NOTADB = 26
+
+
+class SQLiteRegistry:
+    """A `Registry` stored in one SQLite file, created with its schema on first use."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
+        if busy_timeout_s < 0:
+            raise ValueError(f"busy_timeout_s must be >= 0, got {busy_timeout_s}")
+        self._path = Path(path)
+        self._busy_timeout_s = busy_timeout_s
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"SQLiteRegistry({str(self._path)!r})"
+
+    async def list_resources(self) -> list[StoredResource]:
+        return await self._run(self._list_resources)
+
+    async def apply(self, changes: Changes) -> None:
+        """Write `changes` in one `BEGIN IMMEDIATE` transaction, or nothing at all.
+
+        Order inside the transaction: creates, then updates, then deletes, each in the order
+        given; every create and update takes the next value of the registry-wide revision
+        counter. An empty `Changes` opens no transaction and leaves the counter alone.
+        """
+        _check_changes(changes)
+        if not changes:
+            return
+        await self._run(lambda conn: self._apply(conn, changes))
+
+    async def close(self) -> None:
+        # Connections live only for one call, so there is nothing to release; refusing later
+        # calls catches use-after-close bugs in the caller.
+        self._closed = True
+
+    # --- worker-thread side -----------------------------------------------------------------
+
+    async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._closed:
+            raise RegistryError(f"registry {self._path} is closed")
+        return await asyncio.to_thread(self._in_connection, work)
+
+    def _in_connection(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        try:
+            with self._connect() as conn:
+                self._ensure_schema(conn)
+                return work(conn)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self._path, self._busy_timeout_s) from exc
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # isolation_level=None: the sqlite3 module must not open transactions behind our back;
+        # every transaction here is an explicit BEGIN ... COMMIT/ROLLBACK.
+        conn = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
+        try:
+            conn.execute("PRAGMA synchronous = FULL")
+            yield conn
+        finally:
+            conn.close()
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise RegistryError(
+                    f"registry {self._path}: SQLite could not switch the file to WAL mode "
+                    f"(it stays in {mode!r} mode); put registry.path on a local file system, "
+                    "not a network share"
+                )
+            self._migrate(conn)
+            self._schema_ready = True
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        if self._schema_version(conn) == SCHEMA_VERSION:
+            return  # the common case: no write lock needed
+        with _transaction(conn):
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            version = self._schema_version(conn)
+            for migration in _MIGRATIONS[version:]:
+                for statement in migration:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        """The file's schema version (0: new); refuses files that are not ours to migrate."""
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+        if app_id not in (0, APPLICATION_ID) or (
+            version == 0
+            and app_id == 0
+            and conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] > 0
+        ):
+            raise RegistryError(
+                f"{self._path} is an SQLite database of another application, not a discovery "
+                "registry; point registry.path at a new file"
+            )
+        if version > SCHEMA_VERSION:
+            raise RegistryError(
+                f"registry {self._path} has schema version {version}, newer than this build "
+                f"understands ({SCHEMA_VERSION}); upgrade discovery"
+            )
+        return version
+
+    def _list_resources(self, conn: sqlite3.Connection) -> list[StoredResource]:
+        # One SELECT is one read transaction: a consistent snapshot even while another
+        # connection commits.
+        rows = conn.execute(
+            "SELECT name, revision, document FROM resources ORDER BY name"
+        ).fetchall()
+        return [self._decode(name, revision, document) for name, revision, document in rows]
+
+    def _decode(self, name: str, revision: int, document: str) -> StoredResource:
+        try:
+            resource = Resource.from_dict(json.loads(document))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise RegistryError(
+                f"registry {self._path}: row {name!r} (revision {revision}) does not hold a "
+                f"db v3 resource ({type(exc).__name__}: {exc}); delete or repair that row"
+            ) from exc
+        if resource.name != name:
+            raise RegistryError(
+                f"registry {self._path}: row {name!r} (revision {revision}) holds a document "
+                f"named {resource.name!r}; delete or repair that row"
+            )
+        return StoredResource(resource=resource, revision=revision)
+
+    def _apply(self, conn: sqlite3.Connection, changes: Changes) -> None:
+        with _transaction(conn):
+            revision = int(
+                conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()[0]
+            )
+            for resource in changes.create:
+                revision += 1
+                inserted = conn.execute(
+                    "INSERT INTO resources (name, revision, document, updated_at) "
+                    f"VALUES (?, ?, ?, {_NOW}) ON CONFLICT (name) DO NOTHING",
+                    (resource.name, revision, _encode(resource)),
+                )
+                if inserted.rowcount != 1:
+                    raise RegistryConflict(
+                        f"cannot create {resource.name!r}: it already exists in {self._path}"
+                    )
+            for update in changes.update:
+                revision += 1
+                updated = conn.execute(
+                    f"UPDATE resources SET revision = ?, document = ?, updated_at = {_NOW} "
+                    "WHERE name = ? AND revision = ?",
+                    (
+                        revision,
+                        _encode(update.after),
+                        update.before.resource.name,
+                        update.before.revision,
+                    ),
+                )
+                if updated.rowcount != 1:
+                    raise _moved(update.before, "update", self._path)
+            for stored in changes.delete:
+                deleted = conn.execute(
+                    "DELETE FROM resources WHERE name = ? AND revision = ?",
+                    (stored.resource.name, stored.revision),
+                )
+                if deleted.rowcount != 1:
+                    raise _moved(stored, "delete", self._path)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (revision,))
+
+
+def _check_changes(changes: Changes) -> None:
+    """Reject batches no backend could store faithfully (a caller bug, not a race)."""
+    for update in changes.update:
+        if update.after.name != update.before.resource.name:
+            raise ValueError(
+                f"an update cannot rename {update.before.resource.name!r} to "
+                f"{update.after.name!r}; delete and create instead"
+            )
+
+
+def _encode(resource: Resource) -> str:
+    return json.dumps(resource.to_dict(), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def _moved(stored: StoredResource, action: str, path: Path) -> RegistryConflict:
+    return RegistryConflict(
+        f"cannot {action} {stored.resource.name!r} at revision {stored.revision}: it was "
+        f"changed or deleted in {path} since it was read"
+    )
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock up front (waiting up to the busy timeout), so the
+    # compare-and-swap reads and the writes see the same state and no deadlock can arise
+    # from upgrading a read transaction.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        # If ROLLBACK itself fails, closing the connection rolls back anyway; keep the
+        # original error, which says what went wrong.
+        with suppress(sqlite3.Error):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _translate(exc: sqlite3.Error, path: Path, busy_timeout_s: float) -> RegistryError:
+    """Re-raise SQLite's error as ours, naming the file and what the operator can do."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(exc)
+    lowered = text.lower()
+    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or "locked" in lowered:
+        hint = (
+            f"registry {path} is locked: another connection held its write lock for longer "
+            f"than the busy timeout ({busy_timeout_s:g}s); check for another discovery process "
+            "or a tool (sqlite3 shell, backup) holding the file, or raise the busy timeout"
+        )
+    elif primary in (_SQLITE_READONLY, _SQLITE_PERM, _SQLITE_AUTH) or "readonly" in lowered:
+        hint = (
+            f"registry {path} is read-only: make the file and its directory (SQLite creates "
+            "-wal and -shm files next to it) writable by the user running discovery"
+        )
+    elif primary == _SQLITE_FULL or "disk is full" in lowered:
+        hint = f"registry {path}: the disk is full; free space on its file system"
+    elif primary == _SQLITE_NOTADB or "not a database" in lowered:
+        hint = (
+            f"{path} is not an SQLite database; point registry.path at a new file or at the "
+            "discovery registry"
+        )
+    elif primary == _SQLITE_CORRUPT or "malformed" in lowered:
+        hint = (
+            f"registry {path} is corrupt; restore it from a backup (or move it aside: the next "
+            "cycle re-creates the resources this discovery group owns)"
+        )
+    elif primary == _SQLITE_CANTOPEN or "unable to open" in lowered:
+        hint = (
+            f"cannot open registry {path}: check that its directory exists and is writable "
+            "by the user running discovery, and that the path is not a directory"
+        )
+    elif primary == _SQLITE_IOERR:
+        hint = f"registry {path}: I/O error; check the disk and file system"
+    else:
+        hint = f"registry {path}: SQLite error"
+    return RegistryError(f"{hint} (sqlite: {text})")
