@@ -57,10 +57,11 @@ _ARN_RE = re.compile(r"^arn:[^:]+:rds:(?P<region>[^:]+):(?P<account>\d{12}):db-p
 
 @dataclass(frozen=True, kw_only=True)
 class Converted:
-    """Resources from one scope's proxies, and everything that was left out."""
+    """Resources from one scope's proxies, everything left out, and what to warn about."""
 
     resources: tuple[Resource, ...]
     skipped: tuple[Skipped, ...]
+    warnings: tuple[str, ...] = ()
 
 
 # --- Tags and the selector ------------------------------------------------------------------
@@ -88,8 +89,10 @@ def _glob_to_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + ".*".join(re.escape(p) for p in pattern.split("*")) + "$", re.S)
 
 
-def value_matches(value: str, patterns: Sequence[str]) -> bool:
+def value_matches(value: str, patterns: str | Sequence[str]) -> bool:
     """OR over entries: `*` any, `^...$` a regular expression, anything else an anchored glob."""
+    if isinstance(patterns, str):
+        patterns = (patterns,)  # a single string is one entry, not a sequence of characters
     for pattern in patterns:
         if pattern == WILDCARD:
             return True
@@ -101,11 +104,14 @@ def value_matches(value: str, patterns: Sequence[str]) -> bool:
     return False
 
 
-def selector_matches(selector: Mapping[str, Sequence[str]], labels: Mapping[str, str]) -> bool:
+def selector_matches(
+    selector: Mapping[str, str | Sequence[str]], labels: Mapping[str, str]
+) -> bool:
     """Teleport's MatchLabels: `{"*": "*"}` matches all; otherwise every key present (AND)."""
     if not selector:
         return False
-    if list(selector.get(WILDCARD, ())) == [WILDCARD]:
+    wildcard = selector.get(WILDCARD, ())
+    if wildcard == WILDCARD or list(wildcard) == [WILDCARD]:
         return True
     for key, patterns in selector.items():
         if key not in labels:
@@ -184,7 +190,7 @@ def _endpoint_skip_reason(endpoint: ProxyEndpoint) -> tuple[str, str] | None:
 class Matching:
     """What a matcher contributes to conversion: its selector and credentials info."""
 
-    tags: Mapping[str, Sequence[str]]
+    tags: Mapping[str, str | Sequence[str]]
     assume_role_arn: str = ""
     external_id: str = ""
     discovery_group: str
@@ -196,7 +202,23 @@ def convert_proxies(proxies: Sequence[Proxy], matching: Matching) -> Converted:
     skipped: list[Skipped] = []
     for proxy in proxies:
         _convert_proxy(proxy, matching, resources, skipped)
-    return Converted(resources=tuple(resources), skipped=tuple(skipped))
+    return Converted(
+        resources=tuple(resources), skipped=tuple(skipped), warnings=unknown_statuses(proxies)
+    )
+
+
+def unknown_statuses(proxies: Sequence[Proxy]) -> tuple[str, ...]:
+    """Statuses Teleport does not know: kept (as Teleport does), but worth a warning."""
+    warnings: list[str] = []
+    for proxy in proxies:
+        if proxy.status not in PROXY_STATUS_KEEP | PROXY_STATUS_SKIP:
+            warnings.append(f"proxy {proxy.name}: unknown status {proxy.status!r}, kept")
+        for ep in proxy.endpoints:
+            if not ep.is_default and ep.status not in ENDPOINT_STATUS_KEEP | ENDPOINT_STATUS_SKIP:
+                warnings.append(
+                    f"endpoint {proxy.name}/{ep.name}: unknown status {ep.status!r}, kept"
+                )
+    return tuple(warnings)
 
 
 def _convert_proxy(

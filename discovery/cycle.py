@@ -7,6 +7,7 @@ and the daemon; dry-run means "stop after the plan", never a flag passed into ba
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from discovery.plan import Plan, make_plan
 from discovery.registry.base import Registry
 
 ScopeObserver = Callable[[ScopeResult], None]
+log = logging.getLogger(__name__)
 
 
 def expand_scopes(config: Config) -> list[Scope]:
@@ -62,6 +64,8 @@ async def fetch_scope(config: Config, source: ProxySource, scope: Scope) -> Scop
             discovery_group=config.discovery_group,
         ),
     )
+    for warning in converted.warnings:
+        log.warning("%s/%s: %s", fetched.account_id or "?", scope.region, warning)
     return ScopeResult(
         scope=scope,
         ok=True,
