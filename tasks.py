@@ -51,7 +51,14 @@ def test(extra: list[str]) -> int:
         failures.append(f"pytest (exit {code})")
     checks = {
         "ruff check": [BIN / "ruff", "check", "discovery", "tests", "tasks.py"],
-        "ruff format --check": [BIN / "ruff", "format", "--check", "discovery", "tests", "tasks.py"],
+        "ruff format --check": [
+            BIN / "ruff",
+            "format",
+            "--check",
+            "discovery",
+            "tests",
+            "tasks.py",
+        ],
         "mypy --strict discovery": [PY, "-m", "mypy", "--strict", "discovery"],
         "pip check": [PY, "-m", "pip", "check"],
     }

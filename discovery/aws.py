@@ -245,7 +245,10 @@ class AWSSource:
             if token:
                 call_params[token_in] = token
             response = await self._call(action, method, **call_params)
-            items.extend(response.get(result_key, []))
+            if result_key not in response:
+                # botocore turns a truncated JSON body into {}: never read that as "no more".
+                raise FetchError(f"{action}: malformed response (no {result_key}); retry later")
+            items.extend(response[result_key])
             token = str(response.get(token_out) or "")
             if not token:
                 return items

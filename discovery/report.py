@@ -107,9 +107,12 @@ def render_text(report: CycleReport) -> str:
     if plan.withheld:
         lines.append("")
         lines.append(f"Withheld: {len(plan.withheld)}")
-        lines += format_table(
-            [[w.action, w.name, w.reason] for w in plan.withheld], ["ACTION", "NAME", "REASON"]
-        )
+        groups: dict[tuple[str, str], list[str]] = {}
+        for w in plan.withheld:
+            groups.setdefault((w.action, w.reason), []).append(w.name)
+        for (action, reason), names in groups.items():
+            lines.append(f"  {len(names)} {action}(s): {reason}")
+            lines += [f"    {name}" for name in names]
     lines.append("")
     lines.append("Scopes:")
     scope_rows = [

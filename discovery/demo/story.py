@@ -130,9 +130,7 @@ def _story(*, workdir: str | None, stdout: TextIO) -> None:
         say("=" * 78)
         say(title)
         say("=" * 78)
-        report = asyncio.run(
-            scan(config, config_path, dry_run=dry_run, force=False, stderr=stdout)
-        )
+        report = asyncio.run(scan(config, config_path, dry_run=dry_run, force=False, stderr=stdout))
         say(render_text(report))
         return report
 
