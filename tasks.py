@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -20,6 +22,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".installed"
 EXTRAS = "emulator,test"
+TOOLS = ROOT / ".cache" / "bin"
 
 
 def run(*cmd: str | Path, check: bool = True) -> int:
@@ -42,8 +45,31 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
+def ensure_promtool() -> None:
+    """promtool (Prometheus' checker) from Debian's package, unpacked into .cache/bin.
+
+    The tests check the metrics exposition and alert rules with it; there is no PyPI build.
+    """
+    target = TOOLS / "promtool"
+    if target.exists() or shutil.which("promtool"):
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        if subprocess.call(["apt-get", "download", "prometheus"], cwd=tmp) != 0:
+            # a fresh machine may have no package lists yet
+            run("apt-get", "update", "-qq")
+            subprocess.check_call(["apt-get", "download", "prometheus"], cwd=tmp)
+        deb = next(Path(tmp).glob("prometheus_*.deb"))
+        subprocess.check_call(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")])
+        TOOLS.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(tmp) / "x" / "usr" / "bin" / "promtool", target)
+    print(f"installed {target}", flush=True)
+
+
 def test(extra: list[str]) -> int:
     failures: list[str] = []
+    ensure_promtool()
+    env_path = f"{TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ["PATH"] = env_path
     code = run(PY, "-m", "pytest", *extra, check=False)
     if code == 5:
         print("pytest collected no tests: that is a failure, not a pass", file=sys.stderr)
