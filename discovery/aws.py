@@ -63,7 +63,7 @@ def _ignore_call(operation: str, outcome: str, retries: int) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class AWSSettings:
-    max_attempts: int = 6
+    max_attempts: int = 6  # per call, the first try included
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_concurrency: int = 64
@@ -89,7 +89,8 @@ class AWSSource:
         self._on_call = on_call
         self._base = base_session or get_session()
         self._config = AioConfig(
-            retries={"mode": "standard", "max_attempts": self._settings.max_attempts},
+            # total_max_attempts counts the first try; botocore's max_attempts would not.
+            retries={"mode": "standard", "total_max_attempts": self._settings.max_attempts},
             connect_timeout=self._settings.connect_timeout,
             read_timeout=self._settings.read_timeout,
             max_pool_connections=self._settings.max_concurrency,
