@@ -131,6 +131,14 @@ class Update:
     before: StoredResource
     after: Resource
 
+    def __post_init__(self) -> None:
+        # No backend can store a rename faithfully as an update: it is a delete and a create.
+        if self.after.name != self.before.resource.name:
+            raise ValueError(
+                f"an update cannot rename {self.before.resource.name!r} to "
+                f"{self.after.name!r}; delete and create instead"
+            )
+
 
 @dataclass(frozen=True, kw_only=True)
 class Changes:

@@ -56,7 +56,6 @@ class MemoryRegistry:
     async def apply(self, changes: Changes) -> None:
         """Same order and numbering as `SQLiteRegistry.apply`: creates, updates, deletes."""
         self._check_open()
-        _check_changes(changes)
         if not changes:
             return
         if self._fail_next is not None:
@@ -94,16 +93,6 @@ class MemoryRegistry:
     def _check_open(self) -> None:
         if self._closed:
             raise RegistryError("in-memory registry is closed")
-
-
-def _check_changes(changes: Changes) -> None:
-    """Reject batches no backend could store faithfully (a caller bug, not a race)."""
-    for update in changes.update:
-        if update.after.name != update.before.resource.name:
-            raise ValueError(
-                f"an update cannot rename {update.before.resource.name!r} to "
-                f"{update.after.name!r}; delete and create instead"
-            )
 
 
 def _moved(stored: StoredResource, action: str) -> RegistryConflict:

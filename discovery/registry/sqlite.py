@@ -28,6 +28,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -112,7 +113,6 @@ class SQLiteRegistry:
         given; every create and update takes the next value of the registry-wide revision
         counter. An empty `Changes` opens no transaction and leaves the counter alone.
         """
-        _check_changes(changes)
         if not changes:
             return
         await self._run(lambda conn: self._apply(conn, changes))
@@ -154,15 +154,32 @@ class SQLiteRegistry:
         with self._schema_lock:
             if self._schema_ready:
                 return
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise RegistryError(
-                    f"registry {self._path}: SQLite could not switch the file to WAL mode "
-                    f"(it stays in {mode!r} mode); put registry.path on a local file system, "
-                    "not a network share"
-                )
-            self._migrate(conn)
+            # Processes creating the same new file at once can get SQLITE_BUSY at once from the
+            # journal-mode switch (SQLite skips the busy handler there to avoid deadlock):
+            # retry with backoff within the busy timeout instead of failing the cycle.
+            deadline = time.monotonic() + self._busy_timeout_s
+            delay = 0.01
+            while True:
+                try:
+                    self._setup_schema(conn)
+                    break
+                except sqlite3.OperationalError as exc:
+                    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+                    if code not in (_SQLITE_BUSY, _SQLITE_LOCKED) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.25)
             self._schema_ready = True
+
+    def _setup_schema(self, conn: sqlite3.Connection) -> None:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise RegistryError(
+                f"registry {self._path}: SQLite could not switch the file to WAL mode "
+                f"(it stays in {mode!r} mode); put registry.path on a local file system, "
+                "not a network share"
+            )
+        self._migrate(conn)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         if self._schema_version(conn) == SCHEMA_VERSION:
@@ -178,13 +195,15 @@ class SQLiteRegistry:
 
     def _schema_version(self, conn: sqlite3.Connection) -> int:
         """The file's schema version (0: new); refuses files that are not ours to migrate."""
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-        if app_id not in (0, APPLICATION_ID) or (
-            version == 0
-            and app_id == 0
-            and conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] > 0
-        ):
+        # One statement, so one snapshot: read separately, another process's migration could
+        # commit in between and a half-seen new registry would look like a foreign database.
+        version, app_id, objects = conn.execute(
+            "SELECT (SELECT user_version FROM pragma_user_version),"
+            " (SELECT application_id FROM pragma_application_id),"
+            " (SELECT count(*) FROM sqlite_schema)"
+        ).fetchone()
+        version, app_id = int(version), int(app_id)
+        if app_id not in (0, APPLICATION_ID) or (version == 0 and app_id == 0 and objects > 0):
             raise RegistryError(
                 f"{self._path} is an SQLite database of another application, not a discovery "
                 "registry; point registry.path at a new file"
@@ -257,16 +276,6 @@ class SQLiteRegistry:
                 if deleted.rowcount != 1:
                     raise _moved(stored, "delete", self._path)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (revision,))
-
-
-def _check_changes(changes: Changes) -> None:
-    """Reject batches no backend could store faithfully (a caller bug, not a race)."""
-    for update in changes.update:
-        if update.after.name != update.before.resource.name:
-            raise ValueError(
-                f"an update cannot rename {update.before.resource.name!r} to "
-                f"{update.after.name!r}; delete and create instead"
-            )
 
 
 def _encode(resource: Resource) -> str:
