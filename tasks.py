@@ -21,7 +21,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".installed"
-EXTRAS = "emulator,test"
+EXTRAS = "emulator,postgres,test"
 TOOLS = ROOT / ".cache" / "bin"
 
 

@@ -40,6 +40,9 @@ THROTTLE_CODES = frozenset(
 CallObserver = Callable[[str, str, int], None]
 """(operation, outcome "ok"|"error"|"denied"|"throttled", retries) → None; counted by the shell."""
 
+ThrottleObserver = Callable[[str], None]
+"""operation → None, for every throttling response, including the attempts botocore retried."""
+
 
 class FetchError(Exception):
     """A scope's fetch failed after retries; the message names the action and the fix."""
@@ -58,6 +61,10 @@ class ProxySource(Protocol):
 
 
 def _ignore_call(operation: str, outcome: str, retries: int) -> None:
+    return None
+
+
+def _ignore_throttle(operation: str) -> None:
     return None
 
 
@@ -83,10 +90,12 @@ class AWSSource:
         *,
         settings: AWSSettings | None = None,
         on_call: CallObserver = _ignore_call,
+        on_throttle: ThrottleObserver = _ignore_throttle,
         base_session: AioSession | None = None,
     ) -> None:
         self._settings = settings or AWSSettings()
         self._on_call = on_call
+        self._on_throttle = on_throttle
         self._base = base_session or get_session()
         self._config = AioConfig(
             # total_max_attempts counts the first try; botocore's max_attempts would not.
@@ -136,7 +145,21 @@ class AWSSource:
     async def _make_client(self, role: str, external_id: str, service: str, region: str) -> Any:
         session = await self._session(role, external_id) if role else self._base
         creator = session.create_client(service, region_name=region, config=self._config)
-        return await self._stack.enter_async_context(creator)
+        client = await self._stack.enter_async_context(creator)
+        # botocore asks "needs-retry" after every attempt; this handler only looks (it returns
+        # None, so botocore's own retry handler still decides). It sees the throttled attempts
+        # that a successful call hides behind its retry count.
+        client.meta.events.register("needs-retry", self._seen_attempt)
+        return client
+
+    def _seen_attempt(self, response: Any = None, operation: Any = None, **_: Any) -> None:
+        if not isinstance(response, tuple) or len(response) < 2:
+            return None  # a connection error: no response to classify
+        parsed = response[1]
+        error = parsed.get("Error") if isinstance(parsed, Mapping) else None
+        if isinstance(error, Mapping) and error.get("Code") in THROTTLE_CODES:
+            self._on_throttle(str(getattr(operation, "name", "unknown")))
+        return None
 
     async def _session(self, role: str, external_id: str) -> AioSession:
         key = (role, external_id)

@@ -2,12 +2,17 @@
 
 Every way a config can be wrong ends in one `ConfigError` whose message names the YAML path of
 the bad field (e.g. `aws[0].external_id`) and the fix, so the CLI can print it and exit 2.
+
+A Teleport `teleport.yaml` is accepted too (migration): its `discovery_service` section is
+translated by `discovery.teleport_config`, and what it leaves out comes back as warnings.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,9 +23,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from discovery import teleport_config
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_TYPES = ("rdsproxy",)
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso|-isob|-isof|-isoe)?-[a-z]+-\d{1,2}$")
@@ -54,6 +64,38 @@ def parse_duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def parse_jitter(value: object) -> float | None:
+    """A duration, or zero (`0`, `0s`) to turn the daemon's jitter off; None means the default."""
+    if value is None:
+        return None
+    if not isinstance(value, bool) and isinstance(value, int | float | str):
+        text = str(value).strip()
+        if _ZERO_DURATION.fullmatch(text):
+            return 0.0
+    return parse_duration(value)
+
+
+_ZERO_DURATION = re.compile(r"0+(?:\.0+)?(?:ms|s|m|h)?")
+DEFAULT_JITTER_FRACTION = 0.1
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces, host "") → (host, port)."""
+    text = value.strip()
+    host, sep, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        sep = ""  # a bare IPv6 address without brackets is ambiguous
+    bad_host = any(c in host for c in "[] /")
+    if not sep or not port_text.isdigit() or int(port_text) > 65535 or bad_host:
+        raise ValueError(
+            f"{value!r} is not an address to listen on; write HOST:PORT, e.g. 127.0.0.1:9464, "
+            "[::1]:9464, or :9464 for all interfaces"
+        )
+    return host, int(port_text)
 
 
 def _tag_values(value: object) -> tuple[str, ...]:
@@ -140,10 +182,44 @@ class Matcher(_Frozen):
         return self.assume_role_arn.split(":")[4] if self.assume_role_arn else ""
 
 
+DEFAULT_DSN_ENV = "DISCOVERY_REGISTRY_DSN"
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class RegistryConfig(_Frozen):
     backend: Literal["sqlite", "postgres"] = "sqlite"
     path: str = "discovery.db"
+    # postgres: a libpq DSN (`host=... dbname=... user=...` or `postgresql://...`). Better left
+    # empty, with the DSN in the environment variable `dsn_env` names, so that no password sits
+    # in the config file (libpq's own PGPASSWORD and ~/.pgpass work too).
     dsn: str = ""
+    dsn_env: str = DEFAULT_DSN_ENV
+
+    @field_validator("dsn_env")
+    @classmethod
+    def _dsn_env(cls, name: str) -> str:
+        if not _ENV_NAME_RE.match(name):
+            raise ValueError(
+                f"{name!r} is not an environment variable name, e.g. {DEFAULT_DSN_ENV}"
+            )
+        return name
+
+    def resolve_dsn(self, environ: Mapping[str, str]) -> str:
+        """The PostgreSQL DSN: the `dsn_env` variable when it is set, else `dsn`.
+
+        The environment wins so that one deployment can override the file per replica or per
+        command (e.g. `discovery registry migrate` with an owner role's DSN).
+        """
+        from_env = environ.get(self.dsn_env, "").strip()
+        if from_env:
+            return from_env
+        if self.dsn.strip():
+            return self.dsn.strip()
+        raise ConfigError(
+            f"registry.dsn: backend postgres needs a DSN; set the environment variable "
+            f"{self.dsn_env} (named by registry.dsn_env) or registry.dsn, "
+            "e.g. 'host=db.internal dbname=discovery user=discovery'"
+        )
 
 
 class SafetyConfig(_Frozen):
@@ -154,10 +230,19 @@ class SafetyConfig(_Frozen):
 class ServerConfig(_Frozen):
     listen: str = "127.0.0.1:9464"
 
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, listen: str) -> str:
+        parse_listen(listen)
+        return listen
+
 
 class Config(_Frozen):
     discovery_group: str
     poll_interval: Duration = 300.0
+    # The daemon waits poll_interval plus a random 0..poll_jitter between cycles, so a fleet of
+    # daemons started together does not hit AWS in step. None: 10% of poll_interval; 0s: off.
+    poll_jitter: Annotated[float | None, BeforeValidator(parse_jitter)] = None
     aws: tuple[Matcher, ...]
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
@@ -172,6 +257,23 @@ class Config(_Frozen):
                 " (at most 63 characters)"
             )
         return group
+
+    @field_validator("poll_jitter")
+    @classmethod
+    def _jitter(cls, jitter: float | None, info: ValidationInfo) -> float | None:
+        interval = info.data.get("poll_interval")
+        if jitter is not None and interval is not None and jitter > interval:
+            raise ValueError(
+                f"poll_jitter ({jitter:g}s) must not be longer than poll_interval ({interval:g}s)"
+            )
+        return jitter
+
+    @property
+    def poll_jitter_seconds(self) -> float:
+        """The jitter the daemon uses: poll_jitter, or 10% of poll_interval when unset."""
+        if self.poll_jitter is None:
+            return self.poll_interval * DEFAULT_JITTER_FRACTION
+        return self.poll_jitter
 
     @field_validator("aws")
     @classmethod
@@ -204,7 +306,21 @@ def _describe(error: Mapping[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
+@dataclass(frozen=True, kw_only=True)
+class LoadedConfig:
+    """A validated config, what was ignored while reading it, and which format it was in."""
+
+    config: Config
+    warnings: tuple[str, ...] = ()
+    teleport: bool = False
+
+
 def config_from_mapping(data: object, *, source: str = "config") -> Config:
+    return loaded_from_mapping(data, source=source).config
+
+
+def loaded_from_mapping(data: object, *, source: str = "config") -> LoadedConfig:
+    """Our config or a teleport.yaml (told apart by its top-level keys), validated."""
     if data is None:
         raise ConfigError(
             f"{source}: the file is empty; at least discovery_group and aws are needed"
@@ -213,6 +329,27 @@ def config_from_mapping(data: object, *, source: str = "config") -> Config:
         raise ConfigError(
             f"{source}: expected a mapping at the top level, got {type(data).__name__}"
         )
+    if not teleport_config.is_teleport_config(data):
+        return LoadedConfig(config=_validate(data, source=source))
+    source = f"{source} (teleport.yaml)"
+    try:
+        translated = teleport_config.translate(data)
+    except teleport_config.TeleportConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    config = _validate(translated.mapping, source=source, where=translated.original_loc)
+    return LoadedConfig(config=config, warnings=translated.warnings, teleport=True)
+
+
+def _same_loc(loc: Sequence[int | str]) -> Sequence[int | str]:
+    return loc
+
+
+def _validate(
+    data: Mapping[str, Any],
+    *,
+    source: str,
+    where: Callable[[Sequence[int | str]], Sequence[int | str]] = _same_loc,
+) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
@@ -220,11 +357,20 @@ def config_from_mapping(data: object, *, source: str = "config") -> Config:
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ConfigError(
-            f"{source}: {yaml_path(first['loc'])}: {_describe(first)}{more}"
+            f"{source}: {yaml_path(where(first['loc']))}: {_describe(first)}{more}"
         ) from None
 
 
 def load_config(path: str | Path) -> Config:
+    """The config at `path`; whatever a teleport.yaml had that is ignored is logged."""
+    loaded = read_config(path)
+    for warning in loaded.warnings:
+        log.warning("%s: %s", path, warning)
+    return loaded.config
+
+
+def read_config(path: str | Path) -> LoadedConfig:
+    """Read and validate a config file (ours or a teleport.yaml), keeping the warnings."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -243,4 +389,4 @@ def load_config(path: str | Path) -> Config:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{source}: broken YAML{where}: {problem}") from None
-    return config_from_mapping(data, source=source)
+    return loaded_from_mapping(data, source=source)

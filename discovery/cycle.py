@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from discovery.aws import FetchError, ProxySource
 from discovery.config import Config
 from discovery.convert import Matching, convert_proxies
+from discovery.logs import scope_context
 from discovery.model import Scope, ScopeResult
 from discovery.plan import Plan, make_plan
 from discovery.registry.base import Registry
@@ -82,9 +83,11 @@ async def fetch_all(
     on_scope: ScopeObserver | None = None,
 ) -> tuple[ScopeResult, ...]:
     async def one(scope: Scope) -> ScopeResult:
-        result = await fetch_scope(config, source, scope)
-        if on_scope is not None:
-            on_scope(result)
+        # Each scope runs in its own task (gather), so this tags only its own log lines.
+        with scope_context(account=scope.role_account_id, region=scope.region):
+            result = await fetch_scope(config, source, scope)
+            if on_scope is not None:
+                on_scope(result)
         return result
 
     return tuple(await asyncio.gather(*(one(s) for s in scopes)))

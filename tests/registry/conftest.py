@@ -13,5 +13,8 @@ from tests.registry.registry_support import BACKENDS, Backend
 @pytest.fixture(params=sorted(BACKENDS))
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     made = BACKENDS[request.param](tmp_path)
-    yield made
-    await made.registry.close()
+    try:
+        yield made
+    finally:
+        await made.registry.close()
+        made.cleanup()

@@ -1,8 +1,10 @@
 """Builders and backends shared by the registry tests (and the worker script).
 
-A new backend (PostgreSQL) joins the shared contract by adding one entry to `BACKENDS`: a
-factory that builds a fresh, empty registry plus a probe of its registry-wide revision counter
-(which the Protocol does not expose, yet the contract says an empty apply must not move).
+A backend joins the shared contract by adding one entry to `BACKENDS`: a factory that builds a
+fresh, empty registry plus a probe of its registry-wide revision counter (which the Protocol
+does not expose, yet the contract says an empty apply must not move), and what to clean up.
+The PostgreSQL factory gives every test its own schema (see postgres_support), and skips only
+when no PostgreSQL server can be found or started.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def minimal_resource(name: str) -> Resource:
 class Backend:
     registry: Registry
     revision_counter: Callable[[], Awaitable[int]]
+    cleanup: Callable[[], None] = lambda: None
 
 
 def _memory(tmp_path: Path) -> Backend:
@@ -103,4 +106,24 @@ def _sqlite(tmp_path: Path) -> Backend:
     return Backend(registry=SQLiteRegistry(path), revision_counter=counter)
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"memory": _memory, "sqlite": _sqlite}
+def _postgres(tmp_path: Path) -> Backend:
+    from discovery.registry.postgres import PostgresRegistry
+    from tests.registry import postgres_support
+
+    dsn, schema = postgres_support.new_schema()
+
+    async def counter() -> int:
+        return postgres_support.revision_counter(dsn)
+
+    return Backend(
+        registry=PostgresRegistry(dsn),
+        revision_counter=counter,
+        cleanup=lambda: postgres_support.drop_schema(schema),
+    )
+
+
+BACKENDS: dict[str, Callable[[Path], Backend]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+}

@@ -1,6 +1,7 @@
-"""A separate OS process that writes to an SQLite registry, for the multi-process tests.
+"""A separate OS process that writes to a registry, for the multi-process tests.
 
-Run from the repository root as `python -m tests.registry.registry_worker MODE ...`:
+Run from the repository root as `python -m tests.registry.registry_worker MODE ...`. PATH is an
+SQLite file, or `postgres:DSN` for the PostgreSQL registry.
 
 `writer PATH WORKER_ID ROUNDS START_FILE`: touches `ready-<ID>` next to START_FILE and waits for
 START_FILE; then, ROUNDS times, reads the registry, creates `w<ID>-r<round>`, bumps the shared
@@ -20,7 +21,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from discovery.registry.base import Changes, RegistryConflict, RegistryError, Update
+from discovery.registry.base import Changes, Registry, RegistryConflict, RegistryError, Update
 from discovery.registry.sqlite import SQLiteRegistry
 from tests.registry.registry_support import make_resource
 
@@ -28,8 +29,16 @@ SHARED = "shared"
 MAX_ATTEMPTS = 10_000
 
 
-async def writer(path: Path, worker: int, rounds: int, start_file: Path) -> dict[str, object]:
-    registry = SQLiteRegistry(path)
+def open_registry(path: str) -> Registry:
+    if path.startswith("postgres:"):
+        from discovery.registry.postgres import PostgresRegistry
+
+        return PostgresRegistry(path.removeprefix("postgres:"))
+    return SQLiteRegistry(Path(path))
+
+
+async def writer(path: str, worker: int, rounds: int, start_file: Path) -> dict[str, object]:
+    registry = open_registry(path)
     await registry.list_resources()
     start_file.with_name(f"ready-{worker}").touch()
     while not start_file.exists():
@@ -72,8 +81,8 @@ async def writer(path: Path, worker: int, rounds: int, start_file: Path) -> dict
     return {"created": created, "deleted": deleted, "conflicts": conflicts, "errors": errors}
 
 
-async def bulk(path: Path, count: int) -> None:
-    registry = SQLiteRegistry(path)
+async def bulk(path: str, count: int) -> None:
+    registry = open_registry(path)
     await registry.list_resources()  # schema ready: the kill lands in the apply, not in setup
     changes = Changes(create=tuple(make_resource(f"bulk-{i:05d}") for i in range(count)))
     print("ready", flush=True)
@@ -82,7 +91,7 @@ async def bulk(path: Path, count: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    mode, path = argv[1], Path(argv[2])
+    mode, path = argv[1], argv[2]
     if mode == "writer":
         summary = asyncio.run(writer(path, int(argv[3]), int(argv[4]), Path(argv[5])))
         print(json.dumps(summary))

@@ -1,0 +1,298 @@
+"""The daemon's Prometheus metrics, on a `CollectorRegistry` of its own (no global state).
+
+Every label is low-cardinality by construction: a result, an action, a reason code, an AWS
+operation and outcome, or a scope's (account, region). Never a resource name, never free text.
+README.md ("Metrics reference") documents each metric; a test keeps the two in step, and a real
+scrape is checked with `promtool check metrics`.
+
+Counters count events (cycles, AWS calls, changes written). Gauges describe the last completed
+cycle (resources discovered, withheld, skipped, conflicts): a change withheld for ten cycles is
+one withheld change, not ten.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from discovery import __version__
+from discovery.plan import (
+    REASON_CONFLICT,
+    REASON_DUPLICATE,
+    REASON_GUARD,
+    REASON_POLICY,
+    REASON_SCOPE_FAILED,
+    Plan,
+)
+
+CYCLE_RESULTS = ("ok", "partial", "error")
+CHANGE_ACTIONS = ("create", "update", "delete")
+WITHHELD_REASONS = (
+    REASON_SCOPE_FAILED,
+    REASON_CONFLICT,
+    REASON_DUPLICATE,
+    REASON_POLICY,
+    REASON_GUARD,
+)
+AWS_OPERATIONS = (
+    "AssumeRole",
+    "GetCallerIdentity",
+    "DescribeDBProxies",
+    "DescribeDBProxyEndpoints",
+    "GetResources",
+    "ListTagsForResource",
+)
+AWS_OUTCOMES = ("ok", "error", "denied", "throttled")
+RELOAD_RESULTS = ("ok", "rejected")
+UNKNOWN_ACCOUNT = "unknown"
+# From a handful of proxies against a local emulator (~0.1 s) to thousands across dozens of
+# accounts behind AWS throttling (minutes).
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScopeSample:
+    """One (account, region) as the metrics show it, after the last cycle."""
+
+    account: str
+    region: str
+    up: bool
+    resources: int
+    last_success: float | None
+
+
+class Metrics:
+    """All of the daemon's metrics, registered on `self.registry`."""
+
+    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry if registry is not None else CollectorRegistry()
+        self.build_info = Info(
+            "discovery_build", "Version of the discovery service and of Python.", registry=r
+        )
+        self.build_info.info({"version": __version__, "python": platform.python_version()})
+
+        self.cycles = Counter(
+            "discovery_cycles",
+            "Cycles run, by result: ok (every scope answered), partial (some scopes failed and "
+            "were left frozen, the rest applied), error (stopped before the apply finished: "
+            "registry unreachable, a concurrent writer, a bug; nothing written).",
+            ["result"],
+            registry=r,
+        )
+        self.cycles_skipped = Counter(
+            "discovery_cycles_skipped",
+            "Scheduled cycles skipped because the previous cycle was still running.",
+            registry=r,
+        )
+        self.cycle_duration = Histogram(
+            "discovery_cycle_duration_seconds",
+            "Wall time of a cycle, from the first AWS call to the end of the apply.",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "discovery_last_success_timestamp_seconds",
+            "Unix time at which the last cycle with result ok or partial finished.",
+            registry=r,
+        )
+        self.poll_interval = Gauge(
+            "discovery_poll_interval_seconds",
+            "The configured poll_interval (jitter comes on top).",
+            registry=r,
+        )
+        self.scope_up = Gauge(
+            "discovery_scope_up",
+            "1 if every scope of this account and region answered in the last cycle, 0 if one "
+            "failed (its resources are left frozen).",
+            ["account", "region"],
+            registry=r,
+        )
+        self.scope_last_success = Gauge(
+            "discovery_scope_last_success_timestamp_seconds",
+            "Unix time of the last successful fetch of this account and region.",
+            ["account", "region"],
+            registry=r,
+        )
+        self.discovered = Gauge(
+            "discovery_resources_discovered",
+            "Resources the last cycle discovered in this account and region (after filtering).",
+            ["account", "region"],
+            registry=r,
+        )
+        self.owned = Gauge(
+            "discovery_owned_resources",
+            "Resources in the registry owned by this discovery group, after the last cycle.",
+            registry=r,
+        )
+        self.changes_applied = Counter(
+            "discovery_changes_applied",
+            "Changes written to the registry, by action (create, update, delete).",
+            ["action"],
+            registry=r,
+        )
+        self.changes_withheld = Gauge(
+            "discovery_changes_withheld",
+            "Changes the last cycle held back, by reason code (scope-failed, conflict, "
+            "duplicate, policy, delete-guard).",
+            ["reason"],
+            registry=r,
+        )
+        self.skipped = Gauge(
+            "discovery_skipped_items",
+            "Proxies, endpoints and tags the last cycle skipped, by reason code.",
+            ["reason"],
+            registry=r,
+        )
+        self.conflicts = Gauge(
+            "discovery_conflicts",
+            "Discovered names held in the registry by a resource we do not own (last cycle).",
+            registry=r,
+        )
+        self.aws_calls = Counter(
+            "discovery_aws_calls",
+            "AWS API calls, by operation and outcome (ok, error, denied, throttled), counted "
+            "once per call after botocore's retries.",
+            ["operation", "outcome"],
+            registry=r,
+        )
+        self.aws_retries = Counter(
+            "discovery_aws_retries",
+            "Retries botocore made inside AWS calls, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.aws_throttled = Counter(
+            "discovery_aws_throttled",
+            "AWS responses that were throttling errors, by operation; every attempt counts, "
+            "including the ones botocore retried successfully.",
+            ["operation"],
+            registry=r,
+        )
+        self.registry_up = Gauge(
+            "discovery_registry_up",
+            "1 if the last registry read or write succeeded, 0 if the registry was unreachable.",
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "discovery_config_reloads",
+            "Config reloads on SIGHUP, by result (ok, rejected).",
+            ["result"],
+            registry=r,
+        )
+        # Every known label value starts at 0, so rate() and alerts see a series from the
+        # first scrape rather than from the first event.
+        for result in CYCLE_RESULTS:
+            self.cycles.labels(result)
+        for action in CHANGE_ACTIONS:
+            self.changes_applied.labels(action)
+        for reason in WITHHELD_REASONS:
+            self.changes_withheld.labels(reason)
+        for operation in AWS_OPERATIONS:
+            self.aws_retries.labels(operation)
+            self.aws_throttled.labels(operation)
+            for outcome in AWS_OUTCOMES:
+                self.aws_calls.labels(operation, outcome)
+        for result in RELOAD_RESULTS:
+            self.config_reloads.labels(result)
+        self._skip_reasons: set[str] = set()
+
+    # --- AWS (called from the AWS source) ----------------------------------------------------
+
+    def observe_call(self, operation: str, outcome: str, retries: int) -> None:
+        self.aws_calls.labels(operation, outcome).inc()
+        if retries > 0:
+            self.aws_retries.labels(operation).inc(retries)
+
+    def observe_throttle(self, operation: str) -> None:
+        self.aws_throttled.labels(operation).inc()
+
+    # --- cycles ------------------------------------------------------------------------------
+
+    def observe_cycle(self, *, result: str, duration: float, finished_at: float) -> None:
+        self.cycles.labels(result).inc()
+        self.cycle_duration.observe(duration)
+        if result != "error":
+            self.last_success.set(finished_at)
+
+    def observe_scopes(self, scopes: Sequence[ScopeSample]) -> None:
+        """Replace the per-scope series: scopes removed from the config disappear."""
+        merged: dict[tuple[str, str], ScopeSample] = {}
+        for sample in scopes:
+            key = (sample.account or UNKNOWN_ACCOUNT, sample.region)
+            seen = merged.get(key)
+            if seen is not None:  # several matchers on one account and region
+                sample = ScopeSample(
+                    account=key[0],
+                    region=key[1],
+                    up=seen.up and sample.up,
+                    resources=seen.resources + sample.resources,
+                    last_success=_older(seen.last_success, sample.last_success),
+                )
+            merged[key] = sample
+        for gauge in (self.scope_up, self.scope_last_success, self.discovered):
+            gauge.clear()
+        for (account, region), sample in sorted(merged.items()):
+            self.scope_up.labels(account, region).set(1 if sample.up else 0)
+            self.discovered.labels(account, region).set(sample.resources)
+            if sample.last_success is not None:
+                self.scope_last_success.labels(account, region).set(sample.last_success)
+
+    def observe_plan(
+        self, plan: Plan, *, applied: bool, owned_after: int, skipped_codes: Iterable[str]
+    ) -> None:
+        if applied:
+            self.changes_applied.labels("create").inc(len(plan.create))
+            self.changes_applied.labels("update").inc(len(plan.update))
+            self.changes_applied.labels("delete").inc(len(plan.delete))
+        self.owned.set(owned_after)
+        withheld = _count(w.code for w in plan.withheld)
+        for reason in set(WITHHELD_REASONS) | set(withheld):
+            self.changes_withheld.labels(reason).set(withheld.get(reason, 0))
+        self.conflicts.set(plan.conflicts)
+        skipped = _count(skipped_codes)
+        self._skip_reasons |= set(skipped)
+        for reason in self._skip_reasons:  # a reason that went away reads 0, not "no data"
+            self.skipped.labels(reason).set(skipped.get(reason, 0))
+
+    # --- the daemon --------------------------------------------------------------------------
+
+    def observe_reload(self, *, ok: bool) -> None:
+        self.config_reloads.labels("ok" if ok else "rejected").inc()
+
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
+        """The scrape body and its content type, in the format the scraper asked for."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(_WithoutCreated(self.registry)), content_type
+
+
+class _WithoutCreated(Collector):
+    """The registry minus prometheus-client's `_created` samples.
+
+    The text format turns them into a second series for every counter and histogram, holding a
+    timestamp no alert or dashboard here reads. prometheus-client's own switch for this is
+    process-wide; filtering here keeps it a property of this registry.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():  # fresh Metric objects on every collect
+            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+            yield family
+
+
+def _older(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else min(a, b)
+
+
+def _count(codes: Iterable[str]) -> Mapping[str, int]:
+    counts: dict[str, int] = {}
+    for code in codes:
+        counts[code] = counts.get(code, 0) + 1
+    return counts

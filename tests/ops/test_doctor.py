@@ -1,0 +1,412 @@
+"""`discovery doctor` against the AWS emulator over HTTP: every check, its failure and its fix.
+
+The TCP check connects for real, to sockets on 127.0.0.1: the fleet's endpoint names are mapped
+to a listening socket or a closed port by the probe (an RDS Proxy's port comes from its engine
+family, and 5432/3306 may be taken on a test machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from discovery.config import Config, config_from_mapping
+from discovery.doctor import (
+    FIXES,
+    Check,
+    DoctorSettings,
+    ProbeResult,
+    Status,
+    failed,
+    run_doctor,
+    tcp_probe,
+)
+from discovery.emulator import EmulatorThread
+
+ACCOUNT_A = "111111111111"
+ACCOUNT_B = "222222222222"
+ROLE_A = f"arn:aws:iam::{ACCOUNT_A}:role/discovery"
+ROLE_B = f"arn:aws:iam::{ACCOUNT_B}:role/discovery"
+
+FLEET: dict[str, Any] = {
+    "caller_account": "000000000000",
+    "accounts": [
+        {
+            "id": ACCOUNT_A,
+            "roles": [{"name": "discovery", "external_id": "ext-a"}],
+            "regions": {
+                "us-east-1": {
+                    "proxies": [
+                        {
+                            "name": "open-pg",
+                            "endpoint": "open-pg.test",
+                            "tags": {"env": "prod"},
+                            "endpoints": [{"name": "open-ro", "endpoint": "open-ro.test"}],
+                        },
+                        {"name": "shut-mysql", "engine_family": "MYSQL", "endpoint": "shut.test"},
+                        {"name": "plain-pg", "require_tls": False, "endpoint": "plain.test"},
+                    ]
+                },
+                "eu-west-1": {"proxies": [{"name": "eu-pg", "endpoint": "eu-pg.test"}]},
+            },
+        },
+        {
+            "id": ACCOUNT_B,
+            "roles": [{"name": "discovery"}],
+            "regions": {"us-east-1": {"proxies": [{"name": "b-pg", "endpoint": "b-pg.test"}]}},
+        },
+    ],
+}
+
+CONFIG: dict[str, Any] = {
+    "discovery_group": "doctor",
+    "aws": [
+        {
+            "types": ["rdsproxy"],
+            "regions": ["us-east-1", "eu-west-1"],
+            "assume_role_arn": ROLE_A,
+            "external_id": "ext-a",
+        },
+        {"types": ["rdsproxy"], "regions": ["us-east-1"], "assume_role_arn": ROLE_B},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def _emulator() -> Iterator[EmulatorThread]:
+    with EmulatorThread(FLEET) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator(_emulator: EmulatorThread, aws_env: pytest.MonkeyPatch) -> EmulatorThread:
+    _emulator.set_fleet(FLEET)
+    _emulator.set_faults([])
+    aws_env.setenv("AWS_ENDPOINT_URL", _emulator.url)
+    return _emulator
+
+
+@pytest.fixture
+def listening() -> Iterator[int]:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield server.getsockname()[1]
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again when the block ends
+
+
+def config(**changes: Any) -> Config:
+    data = copy.deepcopy(CONFIG)
+    data.update(changes)
+    return config_from_mapping(data)
+
+
+class Remap:
+    """The real TCP probe, with each endpoint (host, port) sent to a local port."""
+
+    def __init__(self, ports: dict[tuple[str, int], int]) -> None:
+        self.ports = ports
+        self.asked: list[tuple[str, int]] = []
+
+    async def __call__(self, host: str, port: int, timeout: float) -> ProbeResult:
+        self.asked.append((host, port))
+        return await tcp_probe("127.0.0.1", self.ports[(host, port)], timeout)
+
+
+def endpoints(open_port: int, shut_port: int) -> dict[tuple[str, int], int]:
+    return {
+        ("open-pg.test", 5432): open_port,
+        ("open-ro.test", 5432): open_port,
+        ("eu-pg.test", 5432): open_port,
+        ("b-pg.test", 5432): open_port,
+        ("shut.test", 3306): shut_port,
+    }
+
+
+def doctor(cfg: Config, probe: Any = None, **settings: Any) -> tuple[Check, ...]:
+    settings.setdefault("tcp_timeout", 2.0)
+    settings.setdefault("max_attempts", 1)
+    if probe is None:
+        settings.setdefault("tcp", False)
+    return asyncio.run(
+        run_doctor(cfg, settings=DoctorSettings(**settings), probe=probe or tcp_probe)
+    )
+
+
+def by_check(checks: tuple[Check, ...], name: str) -> list[Check]:
+    return [c for c in checks if c.check == name]
+
+
+def test_checks_run_in_order_and_a_closed_port_fails(
+    emulator: EmulatorThread, listening: int, closed_port: int
+) -> None:
+    probe = Remap(endpoints(listening, closed_port))
+    checks = doctor(config(), probe)
+    stages = ["credentials", "assume-role", "rds", "require-tls", "tcp"]
+    order = [stages.index("rds" if c.check == "tags" else c.check) for c in checks]
+    assert order == sorted(order)  # in order: a scope's tags line follows its rds line
+
+    (creds,) = by_check(checks, "credentials")
+    assert creds.status is Status.OK
+    assert creds.subject == "environment variables (AWS_ACCESS_KEY_ID)"
+    assert "arn:aws:iam::000000000000:" in creds.detail
+
+    roles = by_check(checks, "assume-role")
+    assert [(c.subject, c.status) for c in roles] == [
+        (f"{ROLE_A} (with external id)", Status.OK),
+        (ROLE_B, Status.OK),
+    ]
+    rds = by_check(checks, "rds")
+    assert [c.status for c in rds] == [Status.OK] * 3
+    assert "3 proxies, 1 custom endpoints" in rds[0].detail
+    assert all(c.status is Status.OK for c in by_check(checks, "tags"))
+
+    tls = [c for c in by_check(checks, "require-tls") if c.status is Status.WARN]
+    assert [c.subject for c in tls] == ["plain-pg in us-east-1"]
+    assert tls[0].code == "tls-disabled"
+    assert "--db-proxy-name plain-pg --require-tls --region us-east-1" in tls[0].fix
+
+    tcp = {c.subject: c for c in by_check(checks, "tcp")}
+    # every endpoint that would be registered, and nothing else (plain-pg is skipped)
+    assert sorted(probe.asked) == sorted(endpoints(0, 0))
+    assert tcp["shut.test:3306"].status is Status.FAIL
+    assert tcp["shut.test:3306"].code == "tcp-refused"
+    assert tcp["shut.test:3306"].fix == FIXES["tcp-refused"]
+    assert "shut-mysql-rdsproxy-us-east-1-111111111111" in tcp["shut.test:3306"].detail
+    assert all(c.status is Status.OK for s, c in tcp.items() if s != "shut.test:3306")
+    assert failed(checks)
+
+
+def test_everything_reachable_passes(emulator: EmulatorThread, listening: int) -> None:
+    checks = doctor(config(), Remap(endpoints(listening, listening)))
+    assert not failed(checks)
+    assert {c.status for c in checks} == {Status.OK, Status.WARN}  # the RequireTLS warning
+
+
+@pytest.fixture
+def unresponsive() -> Iterator[int]:
+    """A port whose accept queue is full: the kernel drops new SYNs, connects time out."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = int(server.getsockname()[1])
+        fillers = []
+        for _ in range(3):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+        time.sleep(0.2)
+        try:
+            yield port
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+def test_an_unanswered_endpoint_times_out_with_its_fix(
+    emulator: EmulatorThread, listening: int, unresponsive: int
+) -> None:
+    checks = doctor(config(), Remap(endpoints(listening, unresponsive)), tcp_timeout=0.5)
+    tcp = {c.subject: c for c in by_check(checks, "tcp")}
+    assert tcp["shut.test:3306"].code == "tcp-timeout"
+    assert "timed out after 0.5s" in tcp["shut.test:3306"].detail
+    assert "security group" in tcp["shut.test:3306"].fix
+
+
+def test_tcp_probe_against_real_sockets(listening: int, closed_port: int) -> None:
+    ok = asyncio.run(tcp_probe("127.0.0.1", listening, 2.0))
+    assert ok.ok and ok.seconds >= 0
+    refused = asyncio.run(tcp_probe("127.0.0.1", closed_port, 2.0))
+    assert (refused.ok, refused.code) == (False, "tcp-refused")
+    unresolvable = asyncio.run(tcp_probe("name.invalid", 5432, 2.0))
+    assert (unresolvable.ok, unresolvable.code) == (False, "tcp-dns")
+
+
+def test_wrong_external_id_fails_the_role_and_skips_its_scopes(emulator: EmulatorThread) -> None:
+    cfg = config(
+        aws=[
+            {
+                "types": ["rdsproxy"],
+                "regions": ["us-east-1", "eu-west-1"],
+                "assume_role_arn": ROLE_A,
+                "external_id": "wrong",
+            },
+            CONFIG["aws"][1],
+        ]
+    )
+    checks = doctor(cfg)
+    role_a = by_check(checks, "assume-role")[0]
+    assert role_a.status is Status.FAIL
+    assert role_a.code == "assume-role-denied"
+    assert "AccessDenied" in role_a.detail
+    assert "aws[0].external_id equals the sts:ExternalId condition" in role_a.fix
+    assert "arn:aws:iam::000000000000:" in role_a.fix  # the principal the trust policy needs
+    assert "discovery print-iam" in role_a.fix
+    rds = by_check(checks, "rds")
+    assert [c.status for c in rds] == [Status.SKIP, Status.SKIP, Status.OK]
+    assert failed(checks)
+
+
+def test_a_missing_external_id_is_suggested(emulator: EmulatorThread) -> None:
+    cfg = config(aws=[{"types": ["rdsproxy"], "regions": ["us-east-1"], "assume_role_arn": ROLE_A}])
+    role = by_check(doctor(cfg), "assume-role")[0]
+    assert role.status is Status.FAIL
+    assert "requires sts:ExternalId, set aws[0].external_id" in role.fix
+
+
+def test_a_denied_region_names_the_action_region_and_identity(emulator: EmulatorThread) -> None:
+    emulator.set_faults(
+        [
+            {
+                "operation": "DescribeDBProxies",
+                "account": ACCOUNT_A,
+                "region": "eu-west-1",
+                "code": "AccessDenied",
+            }
+        ]
+    )
+    checks = doctor(config())
+    rds = {c.subject: c for c in by_check(checks, "rds")}
+    bad = rds[f"eu-west-1 as {ROLE_A}"]
+    assert bad.status is Status.FAIL
+    assert bad.code == "rds-denied"
+    assert "rds:DescribeDBProxies was denied" in bad.fix
+    assert "in eu-west-1 to arn:aws:sts::111111111111:assumed-role/discovery/" in bad.fix
+    assert rds[f"us-east-1 as {ROLE_A}"].status is Status.OK
+    # the tags check of the denied scope is not run, the others are
+    assert len(by_check(checks, "tags")) == 2
+
+
+def test_denied_endpoints_call_is_named(emulator: EmulatorThread) -> None:
+    emulator.set_faults([{"operation": "DescribeDBProxyEndpoints", "code": "AccessDenied"}])
+    rds = by_check(doctor(config()), "rds")
+    assert all(c.code == "rds-denied" for c in rds)
+    assert "rds:DescribeDBProxyEndpoints was denied" in rds[0].fix
+
+
+def test_tags_fall_back_to_list_tags_with_a_warning(emulator: EmulatorThread) -> None:
+    emulator.set_faults([{"operation": "GetResources", "code": "AccessDenied"}])
+    checks = doctor(config())
+    tags = by_check(checks, "tags")
+    assert [c.status for c in tags] == [Status.WARN] * 3
+    assert "rds:ListTagsForResource works (3 calls per cycle here)" in tags[0].detail
+    assert tags[0].fix == FIXES["tags-fallback"]
+    assert not failed(checks)
+
+
+def test_tags_unreadable_fail(emulator: EmulatorThread) -> None:
+    emulator.set_faults(
+        [
+            {"operation": "GetResources", "code": "AccessDenied"},
+            {"operation": "ListTagsForResource", "code": "AccessDenied", "account": ACCOUNT_B},
+        ]
+    )
+    checks = doctor(config())
+    tags = {c.subject: c for c in by_check(checks, "tags")}
+    assert tags[f"us-east-1 as {ROLE_B}"].status is Status.FAIL
+    assert tags[f"us-east-1 as {ROLE_B}"].code == "tags-denied"
+    assert tags[f"us-east-1 as {ROLE_A}"].status is Status.WARN
+    assert failed(checks)
+
+
+def test_no_credentials(emulator: EmulatorThread, aws_env: pytest.MonkeyPatch) -> None:
+    aws_env.delenv("AWS_ACCESS_KEY_ID")
+    aws_env.delenv("AWS_SECRET_ACCESS_KEY")
+    checks = doctor(config())
+    assert [(c.check, c.status) for c in checks] == [
+        ("credentials", Status.FAIL),
+        ("aws", Status.SKIP),
+    ]
+    assert checks[0].code == "no-credentials"
+    assert "IRSA" in checks[0].fix
+
+
+def test_rejected_credentials(emulator: EmulatorThread) -> None:
+    emulator.set_faults([{"operation": "GetCallerIdentity", "code": "InvalidClientTokenId"}])
+    checks = doctor(config())
+    assert checks[0].status is Status.FAIL
+    assert checks[0].code == "credentials-invalid"
+    assert checks[0].subject == "environment variables (AWS_ACCESS_KEY_ID)"
+
+
+def test_unreachable_region(
+    emulator: EmulatorThread, aws_env: pytest.MonkeyPatch, closed_port: int
+) -> None:
+    aws_env.setenv("AWS_ENDPOINT_URL_RDS", f"http://127.0.0.1:{closed_port}")
+    checks = doctor(config())
+    rds = by_check(checks, "rds")
+    assert {c.code for c in rds} == {"region-unreachable"}
+    assert "opt-in regions" in rds[0].fix
+
+
+def test_throttling_after_retries(emulator: EmulatorThread) -> None:
+    emulator.set_faults([{"operation": "DescribeDBProxies", "code": "Throttling"}])
+    rds = by_check(doctor(config()), "rds")
+    assert {c.code for c in rds} == {"throttled"}
+
+
+def test_every_code_has_a_fix() -> None:
+    assert all(FIXES.values())
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def run_doctor_cli(emulator: EmulatorThread, tmp_path: Path, *args: str) -> Any:
+    path = tmp_path / "discovery.yaml"
+    path.write_text(yaml.safe_dump(CONFIG))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(emulator.env())
+    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    return subprocess.run(
+        [sys.executable, "-m", "discovery", "doctor", "--config", str(path), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_cli_prints_one_line_per_check_and_exits_0(
+    emulator: EmulatorThread, tmp_path: Path
+) -> None:
+    result = run_doctor_cli(emulator, tmp_path, "--no-tcp")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("ok    credentials environment variables (AWS_ACCESS_KEY_ID): ")
+    assert lines[1].startswith(f"ok    assume-role {ROLE_A} (with external id): assumed as ")
+    assert any(line.startswith("warn  require-tls plain-pg in us-east-1: ") for line in lines)
+    assert any(line.startswith("      fix: Teleport only connects over TLS") for line in lines)
+    assert lines[-2] == "skip  tcp         5 endpoints: skipped (--no-tcp)"
+    assert lines[-1] == "doctor: 11 ok, 1 warning(s), 0 failed, 1 skipped"
+
+
+def test_cli_exits_non_zero_with_the_fix_when_a_check_fails(
+    emulator: EmulatorThread, tmp_path: Path
+) -> None:
+    emulator.set_faults([{"operation": "AssumeRole", "account": ACCOUNT_B, "code": "AccessDenied"}])
+    result = run_doctor_cli(emulator, tmp_path, "--no-tcp")
+    assert result.returncode == 1
+    assert f"FAIL  assume-role {ROLE_B}: AccessDenied" in result.stdout
+    assert f"      fix: the trust policy of {ROLE_B} must allow" in result.stdout
+    assert "1 failed" in result.stdout.splitlines()[-1]
