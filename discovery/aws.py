@@ -315,7 +315,7 @@ class AWSSource:
             tags = await self._tags_per_proxy(rds, raw_proxies)
         return FetchedScope(
             account_id=account or _account_from_arns(raw_proxies),
-            proxies=_assemble(raw_proxies, raw_endpoints, tags),
+            proxies=assemble_proxies(raw_proxies, raw_endpoints, tags),
         )
 
     async def _scope_account(self, scope: Scope) -> str:
@@ -391,11 +391,12 @@ def _account_from_arns(raw_proxies: list[dict[str, Any]]) -> str:
     return ""
 
 
-def _assemble(
+def assemble_proxies(
     raw_proxies: list[dict[str, Any]],
     raw_endpoints: list[dict[str, Any]],
     tags: Mapping[str, Mapping[str, str]],
 ) -> tuple[Proxy, ...]:
+    """Raw DescribeDBProxies/Endpoints items and tags by ARN → `Proxy` values, sorted by name."""
     by_proxy: dict[str, list[ProxyEndpoint]] = {}
     for e in raw_endpoints:
         endpoint = ProxyEndpoint(

@@ -559,6 +559,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:
+        # argparse's REMAINDER drops options that start with "--" after a subcommand, so the
+        # emulator's own command line is handed over untouched.
+        try:
+            return cmd_emulator(argparse.Namespace(emulator_args=argv[1:]))
+        except UsageError as exc:
+            print(f"discovery: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     parser = build_parser()
     args = parser.parse_args(argv)
     # A daemon's log is its activity record (one line per cycle); a one-shot command prints

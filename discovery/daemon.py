@@ -385,14 +385,15 @@ class Daemon:
         self._metrics.cycles_skipped.inc()
         job = self._scheduler.get_job(JOB_ID) if self._scheduler is not None else None
         next_at = iso(job.next_run_time.timestamp()) if job and job.next_run_time else None
-        log.warning(
-            "cycle skipped: cycle %s is still running after %.1fs (poll_interval %gs); "
-            "next run due at %s",
-            self._cycle_id,
-            time.monotonic() - self._cycle_t0,
-            self._config.poll_interval,
-            next_at,
-        )
+        with cycle_context(self._cycle_id):  # the line belongs to the cycle that overran
+            log.warning(
+                "cycle skipped: cycle %s is still running after %.1fs (poll_interval %gs); "
+                "next run due at %s",
+                self._cycle_id,
+                time.monotonic() - self._cycle_t0,
+                self._config.poll_interval,
+                next_at,
+            )
 
     async def _cycle(self) -> None:
         cycle_id = uuid.uuid4().hex[:12]

@@ -31,7 +31,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from discovery.aws import DENIED_CODES, THROTTLE_CODES, _assemble
+from discovery.aws import DENIED_CODES, THROTTLE_CODES, assemble_proxies
 from discovery.config import Config
 from discovery.convert import Matching, convert_proxies
 from discovery.model import Resource
@@ -664,7 +664,7 @@ class Doctor:
 
     def _resources(self, scope: _ScopeState) -> tuple[Resource, ...]:
         matcher = self.config.aws[scope.matcher_index]
-        proxies = _assemble(scope.proxies, scope.endpoints, scope.tags)
+        proxies = assemble_proxies(scope.proxies, scope.endpoints, scope.tags)
         converted = convert_proxies(
             proxies,
             Matching(
