@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Set-up and checks with nothing but python3: `python3 tasks.py demo` and `python3 tasks.py test`.
 
+`python3 tasks.py bench [args]` runs the fleet-scale benchmark (`python -m bench`, see
+bench/RESULTS.md); arguments pass through, e.g. `--accounts 2 --no-peers`.
+
 Creates `.venv` on first use (and again whenever pyproject.toml changes), installs the project
 with its extras into it, then runs the demo or the whole test suite plus the linters.
 """
@@ -76,13 +79,14 @@ def test(extra: list[str]) -> int:
     if code != 0:
         failures.append(f"pytest (exit {code})")
     checks = {
-        "ruff check": [BIN / "ruff", "check", "discovery", "tests", "tasks.py"],
+        "ruff check": [BIN / "ruff", "check", "discovery", "tests", "bench", "tasks.py"],
         "ruff format --check": [
             BIN / "ruff",
             "format",
             "--check",
             "discovery",
             "tests",
+            "bench",
             "tasks.py",
         ],
         "mypy --strict discovery": [PY, "-m", "mypy", "--strict", "discovery"],
@@ -99,14 +103,19 @@ def test(extra: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test", "setup"}:
-        print("usage: python3 tasks.py demo | test [pytest args] | setup", file=sys.stderr)
+    if not argv or argv[0] not in {"demo", "test", "bench", "setup"}:
+        print(
+            "usage: python3 tasks.py demo | test [pytest args] | bench [bench args] | setup",
+            file=sys.stderr,
+        )
         return 2
     ensure_venv()
     if argv[0] == "demo":
         return run(BIN / "discovery", "demo", *argv[1:], check=False)
     if argv[0] == "test":
         return test(argv[1:])
+    if argv[0] == "bench":
+        return run(PY, "-m", "bench", *argv[1:], check=False)
     return 0
 
 

@@ -10,16 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiobotocore.config import AioConfig
 from aiobotocore.credentials import AioRefreshableCredentials
+from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.parsers import ResponseParserError
+from botocore.utils import parse_timestamp
 
 from discovery.model import Proxy, ProxyEndpoint, Scope
+
+if TYPE_CHECKING:
+    from discovery.config import AWSClientConfig
 
 PAGE_SIZE = 100
 DENIED_CODES = frozenset(
@@ -45,7 +53,15 @@ ThrottleObserver = Callable[[str], None]
 
 
 class FetchError(Exception):
-    """A scope's fetch failed after retries; the message names the action and the fix."""
+    """A scope's fetch failed after retries; the message names the action and the fix.
+
+    `account_id` is the scope's account when it is known (so the plan freezes only that
+    account's resources in the region, not every account's), "" otherwise.
+    """
+
+    def __init__(self, message: str, *, account_id: str = "") -> None:
+        super().__init__(message)
+        self.account_id = account_id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +92,16 @@ class AWSSettings:
     max_concurrency: int = 64
     role_session_name: str = "rdsproxy-discovery"
 
+    @classmethod
+    def from_config(cls, client: AWSClientConfig) -> AWSSettings:
+        """The config file's `aws_client` section."""
+        return cls(
+            max_attempts=client.max_attempts,
+            connect_timeout=client.connect_timeout,
+            read_timeout=client.read_timeout,
+            max_concurrency=client.max_concurrency,
+        )
+
 
 class AWSSource:
     """Fetches proxies, endpoints and tags for scopes; sessions and clients are reused.
@@ -97,12 +123,14 @@ class AWSSource:
         self._on_call = on_call
         self._on_throttle = on_throttle
         self._base = base_session or get_session()
+        _parse_timestamps_fast(self._base)
         self._config = AioConfig(
             # total_max_attempts counts the first try; botocore's max_attempts would not.
             retries={"mode": "standard", "total_max_attempts": self._settings.max_attempts},
             connect_timeout=self._settings.connect_timeout,
             read_timeout=self._settings.read_timeout,
             max_pool_connections=self._settings.max_concurrency,
+            http_session_cls=_shared_tls_session_class(),
         )
         self._limit = asyncio.Semaphore(self._settings.max_concurrency)
         self._stack = contextlib.AsyncExitStack()
@@ -195,6 +223,9 @@ class AWSSource:
 
         metadata = await refresh()
         session = get_session()
+        # The service models are the same for every role: load them once, not per session.
+        session.register_component("data_loader", self._base.get_component("data_loader"))
+        _parse_timestamps_fast(session)
         # aiobotocore has no public setter for refreshable credentials on a session.
         session._credentials = AioRefreshableCredentials.create_from_metadata(
             metadata=metadata, refresh_using=refresh, method="sts-assume-role"
@@ -243,6 +274,14 @@ class AWSSource:
                 raise FetchError(
                     f"{action}: no AWS credentials found; provide them through the environment, "
                     "shared credentials files, or an instance/IRSA role"
+                ) from exc
+            except ResponseParserError as exc:
+                # A truncated or garbled body. botocore's parser error is not a BotoCoreError:
+                # uncaught, it would fail the whole cycle instead of this one scope.
+                self._on_call(operation, "error", 0)
+                raise FetchError(
+                    f"{action}: malformed response (AWS's answer could not be parsed); "
+                    f"retry later: {_first_line(str(exc))}"
                 ) from exc
             except (TimeoutError, BotoCoreError, OSError) as exc:
                 self._on_call(operation, "error", 0)
@@ -308,11 +347,17 @@ class AWSSource:
         )
         tags_call = self._tags_by_arn(tagging)
         account_call = self._scope_account(scope)
-        raw_proxies, raw_endpoints, tags, account = await _gather_all(
-            proxies_call, endpoints_call, tags_call, account_call
-        )
-        if tags is None:  # tag:GetResources denied: one ListTagsForResource per proxy
-            tags = await self._tags_per_proxy(rds, raw_proxies)
+        try:
+            raw_proxies, raw_endpoints, tags, account = await _gather_all(
+                proxies_call, endpoints_call, tags_call, account_call
+            )
+            if tags is None:  # tag:GetResources denied: one ListTagsForResource per proxy
+                tags = await self._tags_per_proxy(rds, raw_proxies)
+        except FetchError as exc:
+            # Base credentials: the account STS named (asked once, cached) is still the
+            # scope's account, so only its resources in this region need to be frozen.
+            exc.account_id = exc.account_id or await self._scope_account(scope)
+            raise
         return FetchedScope(
             account_id=account or _account_from_arns(raw_proxies),
             proxies=assemble_proxies(raw_proxies, raw_endpoints, tags),
@@ -355,6 +400,54 @@ class AWSSource:
         return dict(await _gather_all(*(one(arn) for arn in arns)))
 
 
+def _parse_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parser, minus dateutil for the ISO 8601 form AWS answers with.
+
+    Same values (timezone-aware datetimes); dateutil's generic parser cost a third of a cycle's
+    CPU at fleet scale (two timestamps per proxy and one per endpoint, bench/RESULTS.md).
+    """
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed
+    return parse_timestamp(value)  # type: ignore[no-any-return]
+
+
+def _parse_timestamps_fast(session: AioSession) -> None:
+    factory = session.get_component("response_parser_factory")
+    factory.set_parser_defaults(timestamp_parser=_parse_timestamp)
+
+
+def _shared_tls_session_class() -> type[Any]:
+    """An aiobotocore HTTP session class whose instances share their TLS contexts.
+
+    aiobotocore builds one TLS context per client, loading the CA bundle each time (tens of
+    milliseconds of CPU and about a megabyte each); a cycle has two clients per scope. The
+    contexts depend only on the client settings, the same for every client of one source.
+    """
+    built: dict[tuple[Any, ...], Any] = {}
+    lock = threading.Lock()  # contexts are built in worker threads
+
+    class SharedTLSSession(AIOHTTPSession):  # type: ignore[misc]
+        def _build_ssl_contexts(self, proxy_url: Any) -> Any:
+            key = (
+                repr(getattr(self, "_verify", None)),
+                getattr(self, "_cert_file", None),
+                getattr(self, "_key_file", None),
+                proxy_url,
+            )
+            with lock:
+                if key not in built:
+                    built[key] = super()._build_ssl_contexts(proxy_url)
+                return built[key]
+
+    return SharedTLSSession
+
+
 async def _gather_all(*calls: Awaitable[Any]) -> list[Any]:
     """Like gather, but the first failure cancels the rest (a scope fails as a whole)."""
     tasks = [asyncio.ensure_future(c) for c in calls]
@@ -381,6 +474,11 @@ def _explain(action: str, code: str, message: str) -> str:
     if code in THROTTLE_CODES:
         return f"{text} — still throttled after retries; lower concurrency or scan less often"
     return text
+
+
+def _first_line(text: str) -> str:
+    """botocore's parser errors carry the whole body after the first line; keep the line."""
+    return text.split("\n", 1)[0].strip()
 
 
 def _account_from_arns(raw_proxies: list[dict[str, Any]]) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from discovery import __version__
-from discovery.aws import AWSSource
+from discovery.aws import AWSSettings, AWSSource
 from discovery.config import Config, ConfigError, load_config
 from discovery.cycle import CycleReport, expand_scopes, run_cycle
 from discovery.model import ScopeResult
@@ -76,6 +76,29 @@ def open_registry(
         ) from None
 
 
+def open_leadership(config: Config, config_path: Path) -> Leadership:
+    """The daemon's leader elector for `config`: `AlwaysLeader` for SQLite.
+
+    Errors are those of `open_registry` (exit 2): no DSN or a malformed one names
+    `registry.dsn`, a build without psycopg names the extra.
+    """
+    from discovery.leader import leadership_for
+
+    try:
+        return leadership_for(config, os.environ)
+    except ConfigError as exc:
+        raise ConfigError(f"{config_path}: {exc}") from None
+    except RegistryError as exc:
+        raise ConfigError(
+            f"{config_path}: registry.dsn (or ${config.registry.dsn_env}): {exc}"
+        ) from None
+    except ImportError as exc:
+        raise UsageError(
+            "leader election needs the 'postgres' extra: "
+            f"pip install 'rdsproxy-discovery[postgres]' ({exc})"
+        ) from None
+
+
 def postgres_registry(
     dsn: str, *, migrate: bool = True, fence: Fence | None = None
 ) -> PostgresRegistry:
@@ -125,7 +148,7 @@ async def scan(
     registry = open_registry(config, config_path)
     progress = Progress(len(expand_scopes(config)), stderr)
     try:
-        async with AWSSource() as source:
+        async with AWSSource(settings=AWSSettings.from_config(config.aws_client)) as source:
             return await run_cycle(
                 config=config,
                 source=source,
@@ -199,7 +222,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         redactor=Redactor(m.external_id for m in config.aws),
     )
-    registry = open_registry(config, config_path)  # a backend this build lacks: exit 2 now
+    # A backend this build lacks, or no DSN: exit 2 now. The registry's applies are fenced on
+    # the elector: they commit only while this replica holds the leader lock.
+    leadership = open_leadership(config, config_path)
+    registry = open_registry(config, config_path, leadership=leadership)
     return asyncio.run(
         run_daemon(
             config=config,
@@ -209,6 +235,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             registry=registry,
             open_registry=open_registry,
             redactor=redactor,
+            leadership=leadership,
+            open_leadership=open_leadership,
         )
     )
 

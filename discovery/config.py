@@ -227,6 +227,19 @@ class SafetyConfig(_Frozen):
     max_delete_fraction: float = Field(default=0.3, ge=0.0, le=1.0)
 
 
+class AWSClientConfig(_Frozen):
+    """How the AWS clients behave: timeouts, retries and concurrency (botocore's settings).
+
+    The defaults suit AWS; tests and slow networks shorten or lengthen them. A call that
+    exhausts `max_attempts` (throttled, 5xx, timed out) fails its scope, which is then frozen.
+    """
+
+    read_timeout: Duration = 30.0
+    connect_timeout: Duration = 5.0
+    max_attempts: int = Field(default=6, ge=1, le=20)
+    max_concurrency: int = Field(default=64, ge=1, le=1000)
+
+
 class ServerConfig(_Frozen):
     listen: str = "127.0.0.1:9464"
 
@@ -247,6 +260,7 @@ class Config(_Frozen):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    aws_client: AWSClientConfig = Field(default_factory=AWSClientConfig)
 
     @field_validator("discovery_group")
     @classmethod

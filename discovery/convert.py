@@ -47,8 +47,13 @@ ENDPOINT_STATUS_SKIP = frozenset(
 )
 ENDPOINT_STATUS_KEEP = frozenset({"available", "modifying"})
 
-LABEL_KEY_RE = re.compile(r"^[a-zA-Z/.0-9_:*-]+$")
-NAME_RE = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
+# Used with fullmatch: Python's `$` also matches before a final newline, Go's (Teleport's) not.
+LABEL_KEY_RE = re.compile(r"[a-zA-Z/.0-9_:*-]+")
+NAME_RE = re.compile(r"[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?")
+# What no registry can hold: PostgreSQL's jsonb refuses NUL, UTF-8 refuses unpaired surrogates
+# (which only a JSON escape in an AWS answer could produce). One such value in the plan would
+# fail every apply of the discovery group, so it never gets there.
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 NAME_OVERRIDE_TAGS = ("TeleportDatabaseName", "teleport.dev/database_name")
 MATCHER_SUBTYPE = "rdsproxy"
 WILDCARD = "*"
@@ -67,14 +72,17 @@ class Converted:
 # --- Tags and the selector ------------------------------------------------------------------
 
 
+def storable(text: str) -> bool:
+    """Whether every registry backend can store `text` (no NUL, no unpaired surrogate)."""
+    return _UNSTORABLE_RE.search(text) is None
+
+
 def tags_to_labels(tags: Mapping[str, str], owner: str) -> tuple[dict[str, str], list[Skipped]]:
     """Valid tag keys become labels; others are dropped and reported (never fatal)."""
     labels: dict[str, str] = {}
     dropped: list[Skipped] = []
     for key, value in tags.items():
-        if LABEL_KEY_RE.match(key):
-            labels[key] = value
-        else:
+        if not LABEL_KEY_RE.fullmatch(key):
             dropped.append(
                 Skipped(
                     name=owner,
@@ -82,6 +90,19 @@ def tags_to_labels(tags: Mapping[str, str], owner: str) -> tuple[dict[str, str],
                     code="invalid-tag-key",
                 )
             )
+        elif not storable(value):
+            dropped.append(
+                Skipped(
+                    name=owner,
+                    reason=(
+                        f"the value of tag {key!r} holds a character no registry can store "
+                        "(NUL or an unpaired surrogate); tag dropped"
+                    ),
+                    code="invalid-tag-value",
+                )
+            )
+        else:
+            labels[key] = value
     return labels, dropped
 
 
@@ -135,7 +156,7 @@ def name_suffix(name: str, parts: Sequence[str]) -> str:
     kept: list[str] = []
     for raw in parts:
         part = _clean_part(raw)
-        if not part or part.lower() in lower or not NAME_RE.match("a" + part):
+        if not part or part.lower() in lower or not NAME_RE.fullmatch("a" + part):
             continue
         kept.append(part)
     return "-".join(kept)
@@ -334,12 +355,24 @@ def _emit(
         if suffix:
             labels[LABEL_DISCOVERED_NAME] = name
             name = f"{name}-{suffix}"
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         skipped.append(
             Skipped(
                 name=display,
                 reason=f"{name!r} is not a valid database name (letters, digits and '-')",
                 code="invalid-name",
+            )
+        )
+        return
+    fields = (description, protocol, uri, tls_server_name, *labels.keys(), *labels.values())
+    aws_fields = (aws.region, aws.rdsproxy_name, aws.rdsproxy_resource_id, aws.external_id)
+    if not all(storable(text) for text in (*fields, *aws_fields)):
+        skipped.append(
+            Skipped(
+                name=display,
+                reason="a field AWS returned holds a character no registry can store "
+                "(NUL or an unpaired surrogate)",
+                code="invalid-value",
             )
         )
         return

@@ -55,7 +55,8 @@ async def fetch_scope(config: Config, source: ProxySource, scope: Scope) -> Scop
     try:
         fetched = await source.fetch(scope)
     except FetchError as exc:
-        return ScopeResult(scope=scope, ok=False, account_id=scope.role_account_id, error=str(exc))
+        account = exc.account_id or scope.role_account_id
+        return ScopeResult(scope=scope, ok=False, account_id=account, error=str(exc))
     converted = convert_proxies(
         fetched.proxies,
         Matching(

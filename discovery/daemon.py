@@ -3,10 +3,20 @@
 - Schedule: one APScheduler (3.x, AsyncIOScheduler) interval job. The first cycle runs at once,
   then every `poll_interval` plus a random 0..`poll_jitter`. Never two cycles at once: a run that
   comes due while a cycle is still going is skipped and counted, not queued.
-- One AWS source (assumed sessions and clients reused across cycles) and one registry for the
-  daemon's life; a reload that changes `registry` swaps it between two cycles.
+- Leadership (see `discovery.leader`): only the leader of the discovery group runs cycles. Every
+  scheduled run first checks (leader) or tries to take (follower) the leadership; between runs
+  an election loop does the same every `election_interval` (at most 10 s, at most half the
+  poll interval), so a follower takes over within one poll interval of the leader's death and
+  runs its first cycle at once. A leader that finds its lock gone stops its cycle before it
+  writes (result `fenced`), and the registry's fence refuses an apply that was already under
+  way. A follower only reads the registry once per poll interval, to know it can reach it.
+  With SQLite the daemon is always the leader (`AlwaysLeader`).
+- One AWS source (assumed sessions and clients reused across cycles) and one registry and
+  elector for the daemon's life; a reload that changes `registry` or `discovery_group` swaps
+  them between two cycles (the old elector released, the new one started).
 - Stop (SIGTERM/SIGINT): a cycle's AWS fetches are cancelled at once; an apply already handed to
-  the registry runs to its end (commit or rollback) before the process exits.
+  the registry runs to its end (commit or rollback) before the leadership is released and the
+  process exits.
 - Reload (SIGHUP): the new config is validated in full first. A bad one is rejected with one
   log line and the running one stays; a good one applies from the next cycle.
 - What an operator sees: `/metrics`, `/healthz`, `/readyz` and `/status` (see `discovery.server`),
@@ -17,14 +27,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -34,8 +46,9 @@ from discovery import __version__
 from discovery.aws import AWSSource, ProxySource
 from discovery.config import Config, ConfigError, load_config, parse_listen
 from discovery.cycle import CycleReport, expand_scopes, run_cycle
+from discovery.leader import AlwaysLeader, Leadership, leadership_for
 from discovery.logs import Redactor, cycle_context, scope_context
-from discovery.metrics import Metrics, ScopeSample
+from discovery.metrics import SUCCESS_RESULTS, Metrics, ScopeSample
 from discovery.model import Changes, Scope, ScopeResult, StoredResource
 from discovery.registry.base import Registry, RegistryConflict, RegistryError
 from discovery.server import build_app, start_server
@@ -51,7 +64,39 @@ STATUS_WITHHELD_LIMIT = 1000
 # A withheld-changes log line names this many resources, then says how many more.
 LOG_NAMES_LIMIT = 5
 
-RegistryOpener = Callable[[Config, Path], Registry]
+# A follower tries to take over, and a leader checks that it still leads, this often at most.
+ELECTION_INTERVAL_MAX_S = 10.0
+# A replica that lost the leadership waits this many election intervals before it tries to take
+# it back: its own connection is the suspect one, so a healthy follower gets a try first.
+HOLD_OFF_INTERVALS = 1.5
+# Stopping waits this long for an election step under way (a check, a connect) to end by itself.
+ELECTION_STOP_WAIT_S = 2.0
+RESULT_FENCED = "fenced"
+
+
+class RegistryOpener(Protocol):
+    """Opens the registry of a config; with a PostgreSQL registry, fenced on `leadership`."""
+
+    def __call__(
+        self, config: Config, config_path: Path, /, *, leadership: Leadership
+    ) -> Registry: ...
+
+
+LeadershipOpener = Callable[[Config, Path], Leadership]
+
+
+def default_leadership(config: Config, config_path: Path) -> Leadership:
+    return leadership_for(config, os.environ)
+
+
+def election_interval(config: Config) -> float:
+    """Seconds between two election steps: half the poll interval, at most 10 s.
+
+    Half, so that a follower notices a dead leader and starts its own cycle well within one
+    poll interval; at most 10 s, so that with a poll interval of hours a dead leader is still
+    replaced (and a leader that lost its lock still stops) within seconds.
+    """
+    return min(config.poll_interval / 2, ELECTION_INTERVAL_MAX_S)
 
 
 # --- the registry as the daemon's cycles see it ------------------------------------------------
@@ -70,6 +115,7 @@ class GuardedRegistry:
         self.inner = inner
         self.reachable: bool | None = None  # None: not tried yet
         self.error = ""
+        self.applies = 0  # applies handed to the backend so far
         self._apply: asyncio.Future[None] | None = None
 
     @property
@@ -86,6 +132,7 @@ class GuardedRegistry:
         return rows
 
     async def apply(self, changes: Changes) -> None:
+        self.applies += 1
         task = asyncio.ensure_future(self.inner.apply(changes))
         self._apply = task
         task.add_done_callback(self._apply_done)
@@ -115,6 +162,23 @@ class GuardedRegistry:
         await self.inner.close()
 
 
+@dataclass(frozen=True)
+class Backend:
+    """A registry and the elector its applies are fenced on: opened, swapped, closed together."""
+
+    registry: GuardedRegistry
+    leadership: Leadership
+
+    async def close(self) -> None:
+        """Release the leadership (after the registry's apply has drained), close the registry."""
+        await self.registry.drain()
+        try:
+            await self.leadership.release()
+        except Exception as exc:  # the session ends with the process anyway
+            log.warning("could not release the leadership cleanly: %s", exc)
+        await self.registry.close()
+
+
 # --- what a cycle leaves behind ------------------------------------------------------------------
 
 
@@ -136,7 +200,7 @@ class CycleOutcome:
     cycle_id: str
     started_at: float
     finished_at: float
-    result: str  # ok | partial | error (see discovery_cycles_total)
+    result: str  # ok | partial | error | fenced (see discovery_cycles_total)
     error: str
     report: CycleReport | None  # None when the cycle stopped before its plan was applied
     scopes: tuple[ScopeStatus, ...]
@@ -244,7 +308,8 @@ def make_trigger(config: Config) -> IntervalTrigger:
 
 
 class Daemon:
-    """Runs cycles on a schedule and keeps what `/healthz`, `/readyz` and `/status` report."""
+    """Runs cycles on a schedule while it leads; keeps what `/healthz`, `/readyz` and `/status`
+    report."""
 
     def __init__(
         self,
@@ -255,6 +320,8 @@ class Daemon:
         registry: Registry,
         open_registry: RegistryOpener,
         metrics: Metrics,
+        leadership: Leadership | None = None,
+        open_leadership: LeadershipOpener = default_leadership,
         redactor: Redactor | None = None,
         listen_fixed: bool = False,
         clock: Callable[[], float] = time.time,
@@ -262,10 +329,13 @@ class Daemon:
         self._config = config
         self._config_path = config_path
         self._source = source
-        self._registry = GuardedRegistry(registry)
-        self._next_registry: GuardedRegistry | None = None
-        self._discarded: list[GuardedRegistry] = []  # opened by a reload, never used
+        self._backend = Backend(
+            GuardedRegistry(registry), leadership if leadership is not None else AlwaysLeader()
+        )
+        self._next_backend: Backend | None = None
+        self._discarded: list[Backend] = []  # opened by a reload, never used
         self._open_registry = open_registry
+        self._open_leadership = open_leadership
         self._metrics = metrics
         self._redactor = redactor if redactor is not None else Redactor()
         self._redactor.add(m.external_id for m in config.aws)
@@ -277,6 +347,7 @@ class Daemon:
         self._cycle_task: asyncio.Task[None] | None = None
         self._cycle_id = ""
         self._cycle_t0 = 0.0
+        self._in_cycle = False  # the job is running a cycle (not a follower's registry read)
         self._stop_requested = asyncio.Event()
         self._stopping = False
         self._stopped = False
@@ -289,11 +360,44 @@ class Daemon:
         self._last_success: float | None = None
         self._scope_accounts: dict[Scope, str] = {}
         self._scope_success: dict[Scope, float] = {}
+
+        # Leadership. The election lock orders election steps of the election loop and of the
+        # cycle job, and backend swaps, so that none of them sees another one half done.
+        self._election_lock = asyncio.Lock()
+        self._election_task: asyncio.Task[None] | None = None
+        self._wake_election = asyncio.Event()
+        self._elector_started = False
+        self._elector_error = ""  # why the elector could not start
+        self._election_error = ""  # the elector's last_error, as last logged
+        self._leading: bool | None = None  # None: no election step yet
+        self._role_since = self._started_at
+        self._followed = False  # was a ready follower: stays ready through its takeover
+        self._lost_at: float | None = None
+        self._lost_reason = ""
+        self._retry_after = 0.0  # time.monotonic() before which this replica does not try
+        self._cycle_soon = False  # became leader while the job ran: a cycle right after it
+        self._abortable = False  # the running cycle has handed nothing to the registry yet
+        self._cycle_applies = 0  # registry.applies when the running cycle started
+        self._abort_reason = ""  # why the running cycle was cancelled (leadership lost)
         metrics.poll_interval.set(config.poll_interval)
+        metrics.leader.set(0)
 
     @property
     def config(self) -> Config:
         return self._config
+
+    @property
+    def _registry(self) -> GuardedRegistry:
+        return self._backend.registry
+
+    @property
+    def _leadership(self) -> Leadership:
+        return self._backend.leadership
+
+    @property
+    def _elected(self) -> bool:
+        """Whether leadership is contended at all (False: SQLite, always the leader)."""
+        return not isinstance(self._leadership, AlwaysLeader)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -305,7 +409,9 @@ class Daemon:
             trigger=make_trigger(self._config),
             id=JOB_ID,
             name="discovery cycle",
-            next_run_time=datetime.now(UTC),  # the first cycle at once
+            # The first cycle at once (its election step first: a follower only reads the
+            # registry).
+            next_run_time=datetime.now(UTC),
             # Never two cycles at once: a run that comes due while one is still going is
             # skipped (and counted by _on_skipped), not queued behind it.
             max_instances=1,
@@ -317,6 +423,7 @@ class Daemon:
         )
         scheduler.start()
         self._scheduler = scheduler
+        self._election_task = asyncio.create_task(self._election_loop(), name="discovery-election")
 
     def request_stop(self, reason: str = "requested") -> None:
         """Ask the daemon to stop (signal handlers call this); `run_daemon` then stops it."""
@@ -330,13 +437,18 @@ class Daemon:
         await self._stop_requested.wait()
 
     async def stop(self) -> None:
-        """Stop scheduling; cancel a cycle's fetches, but let a started apply finish first."""
+        """Stop scheduling; cancel a cycle's fetches, but let a started apply finish first.
+
+        The leadership is released only after that apply has drained, so a follower never
+        takes over while this replica's last transaction is still open.
+        """
         if self._stopped:
             return
         self._stopping = True
         scheduler = self._scheduler
         if scheduler is not None and scheduler.running:
             scheduler.pause()
+        await self._stop_election()
         task = self._cycle_task
         if task is not None and not task.done():
             if self._registry.applying:
@@ -352,11 +464,193 @@ class Daemon:
         await self._registry.drain()
         if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=False)
-        await self._registry.close()
-        if self._next_registry is not None:
-            await self._next_registry.close()
+        await self._backend.close()
+        if self._next_backend is not None:
+            await self._next_backend.close()
         await self._close_discarded()
         self._stopped = True
+
+    async def _stop_election(self) -> None:
+        task = self._election_task
+        if task is None or task.done():
+            return
+        self._wake_election.set()  # a sleeping loop sees _stopping and ends
+        # A step under way (a check, a reconnect) gets a moment to end by itself; cancelling it
+        # mid-query would leave the elector's connection busy for its release.
+        done, _ = await asyncio.wait([task], timeout=ELECTION_STOP_WAIT_S)
+        if not done:
+            task.cancel()
+            await asyncio.wait([task])
+
+    # --- leadership ---------------------------------------------------------------------------
+
+    async def _election_loop(self) -> None:
+        """Between scheduled runs: a follower tries to take over, a leader checks it still leads.
+
+        Also swaps in the registry and elector of a reloaded config, when no cycle runs.
+        """
+        while not self._stopping:
+            with suppress(TimeoutError):  # the interval passed: time for a step
+                await asyncio.wait_for(
+                    self._wake_election.wait(), timeout=election_interval(self._config)
+                )
+            self._wake_election.clear()
+            if self._stopping:
+                return
+            try:
+                async with self._election_lock:
+                    if not self._job_running():
+                        await self._swap_backend()
+                    await self._elect(in_cycle=False)
+            except Exception:  # a bug: say so, and keep electing
+                log.exception("leader election step failed; the next one runs as planned")
+
+    def _job_running(self) -> bool:
+        job = self._job_task
+        return job is not None and not job.done()
+
+    async def _elect(self, *, in_cycle: bool) -> bool:
+        """One election step, with `_election_lock` held: a leader checks, a follower tries."""
+        leadership = self._leadership
+        if not self._elector_started:
+            try:
+                await leadership.start()
+            except RegistryError as exc:
+                error = str(exc)
+                if error != self._elector_error:
+                    log.error(
+                        "leader election cannot start: %s; this replica does not lead and "
+                        "tries again every %gs",
+                        error,
+                        election_interval(self._config),
+                    )
+                self._elector_error = error
+                self._observe_role(False, in_cycle=in_cycle)
+                return False
+            if self._elector_error:
+                log.info("leader election started")
+            self._elector_started, self._elector_error = True, ""
+        if not leadership.is_leader and time.monotonic() < self._retry_after:
+            # Not trying yet; only reconnecting, to know (and say) whether the database answers.
+            with suppress(RegistryError):
+                await leadership.start()
+            self._observe_role(False, in_cycle=in_cycle)
+            return False
+        try:
+            leading = await (
+                leadership.check() if leadership.is_leader else leadership.try_acquire()
+            )
+        except Exception:  # a bug in an elector: on doubt, never lead
+            log.exception("leader election step failed; this replica does not lead meanwhile")
+            leading = False
+        self._observe_role(leading, in_cycle=in_cycle)
+        return leading
+
+    def _observe_role(self, leading: bool, *, in_cycle: bool) -> None:
+        was = self._leading
+        self._metrics.observe_leadership(leading=leading)
+        error = self._leadership.last_error
+        if leading != was:
+            self._leading = leading
+            self._role_since = self._clock()
+            group = self._config.discovery_group
+            if leading:
+                if self._elected:
+                    log.info(
+                        "this replica is now the leader of discovery group %r: it runs the "
+                        "cycles from now on",
+                        group,
+                    )
+                if not in_cycle:
+                    self._run_cycle_now()
+            elif was:
+                why = error or "its leader lock is no longer held"
+                self._lost_at, self._lost_reason = self._role_since, why
+                hold_off = HOLD_OFF_INTERVALS * election_interval(self._config)
+                self._retry_after = time.monotonic() + hold_off
+                aborted = self._abort_cycle(why)
+                log.warning(
+                    "this replica is no longer the leader of discovery group %r (%s): it "
+                    "writes nothing from now on%s; it lets a follower take over and tries "
+                    "again in %gs",
+                    group,
+                    why,
+                    "; its running cycle is stopped" if aborted else "",
+                    hold_off,
+                )
+            elif not error and not self._elector_error:
+                log.info(
+                    "discovery group %r is led by another replica: this one follows and "
+                    "tries to take over every %gs",
+                    group,
+                    election_interval(self._config),
+                )
+        # The elector's trouble reaching its database, logged when it starts and when it ends
+        # (the elector itself says it only at debug level, once per try).
+        if error and error != self._election_error and not (was and not leading):
+            log.warning(
+                "leader election cannot reach its database: %s; this replica does not lead "
+                "until it can",
+                error,
+            )
+        elif not error and self._election_error:
+            log.info("leader election reaches its database again")
+        self._election_error = error
+
+    def _run_cycle_now(self) -> None:
+        """A new leader runs its first cycle at once instead of at its next scheduled time."""
+        if self._stopping or self._scheduler is None:
+            return
+        if self._job_running():
+            self._cycle_soon = True  # the job under way runs it when it is done (one at a time)
+            return
+        self._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
+
+    def _abort_cycle(self, why: str) -> bool:
+        """Stop the running cycle if it has not handed anything to the registry yet.
+
+        An apply already under way is left alone: the registry's fence refuses it inside its
+        transaction, and it must not be abandoned half-way.
+        """
+        task = self._cycle_task
+        if (
+            task is None
+            or task.done()
+            or task is asyncio.current_task()
+            or not (self._in_cycle and self._abortable)
+            or self._registry.applies != self._cycle_applies
+        ):
+            return False
+        self._abort_reason = why
+        task.cancel()
+        return True
+
+    async def _still_leading(self) -> bool:
+        async with self._election_lock:
+            return await self._elect(in_cycle=True)
+
+    async def _swap_backend(self) -> None:
+        """Swap in the registry and elector of a reloaded config, with no cycle running."""
+        await self._close_discarded()
+        new = self._next_backend
+        if new is None:
+            return
+        old, self._backend, self._next_backend = self._backend, new, None
+        self._elector_started, self._elector_error = False, ""
+        self._retry_after = 0.0
+        released = bool(self._leading) and not isinstance(old.leadership, AlwaysLeader)
+        await old.close()  # the old elector's leadership released: a follower may take over
+        if released:
+            self._leading, self._role_since = False, self._clock()
+            self._metrics.observe_leadership(leading=False)
+        log.info(
+            "now using the registry%s from the reloaded config",
+            " and a new leader election (the old leadership is released)" if released else "",
+        )
+
+    async def _close_discarded(self) -> None:
+        while self._discarded:
+            await self._discarded.pop().close()
 
     # --- the cycle --------------------------------------------------------------------------
 
@@ -370,15 +664,21 @@ class Daemon:
         if self._stopping:
             return
         self._job_task = asyncio.current_task()
-        task = asyncio.create_task(self._cycle(), name="discovery-cycle")
-        self._cycle_task = task
-        try:
-            await asyncio.wait([task])
-        finally:
-            if self._cycle_task is task:
-                self._cycle_task = None
-        if not task.cancelled() and task.exception() is not None:
-            log.error("cycle task failed", exc_info=task.exception())
+        while True:
+            task = asyncio.create_task(self._cycle(), name="discovery-cycle")
+            self._cycle_task = task
+            try:
+                await asyncio.wait([task])
+            finally:
+                if self._cycle_task is task:
+                    self._cycle_task = None
+            if not task.cancelled() and task.exception() is not None:
+                log.error("cycle task failed", exc_info=task.exception())
+            # Leadership won while this job read the registry as a follower: the first cycle
+            # runs now, in this job (a second job would be skipped as overlapping).
+            if not self._cycle_soon or self._stopping:
+                return
+            self._cycle_soon = False
 
     def _on_skipped(self, event: JobSubmissionEvent) -> None:
         self._skipped += 1
@@ -396,14 +696,42 @@ class Daemon:
             )
 
     async def _cycle(self) -> None:
+        async with self._election_lock:
+            await self._swap_backend()
+            leading = await self._elect(in_cycle=True)
+        if not leading:
+            await self._follow()
+            return
+        self._cycle_soon = False  # this is the cycle a takeover asked for
         cycle_id = uuid.uuid4().hex[:12]
         self._cycle_id = cycle_id
-        with cycle_context(cycle_id):
-            await self._run_cycle(cycle_id)
+        self._in_cycle = True
+        try:
+            with cycle_context(cycle_id):
+                await self._run_cycle(cycle_id)
+        finally:
+            self._in_cycle = False
+
+    async def _follow(self) -> None:
+        """A follower's scheduled run: no cycle, one registry read to know that it answers."""
+        registry = self._registry
+        was = registry.reachable
+        try:
+            await registry.list_resources()
+        except RegistryError as exc:
+            if was is not False:
+                log.error("registry unreachable (this replica follows): %s", exc)
+        else:
+            if was is False:
+                log.info("registry reachable again")
+            if self._elector_started and not self._leadership.last_error:
+                self._followed = True
+        if registry.reachable is not None:
+            self._metrics.registry_up.set(1 if registry.reachable else 0)
 
     async def _run_cycle(self, cycle_id: str) -> None:
         config = self._config  # a reload during this cycle applies from the next one
-        registry = await self._registry_for_cycle()
+        registry = self._registry
         results: list[ScopeResult] = []
 
         def on_scope(result: ScopeResult) -> None:
@@ -419,31 +747,60 @@ class Daemon:
         )
         report: CycleReport | None = None
         error = ""
+        fenced = False
+        self._abort_reason = ""
+        self._cycle_applies = registry.applies
+        self._abortable = True
         try:
             report = await run_cycle(
                 config=config, source=self._source, registry=registry, on_scope=on_scope
             )
         except asyncio.CancelledError:
-            log.warning(
-                "cycle cancelled after %.1fs: the daemon is stopping; %s",
-                time.monotonic() - t0,
-                "its registry transaction is left to finish"
-                if registry.applying
-                else "it wrote nothing",
-            )
-            raise
-        except RegistryConflict as exc:
+            self._abortable = False
+            why = self._abort_reason
+            if self._stopping or not why:
+                log.warning(
+                    "cycle cancelled after %.1fs: the daemon is stopping; %s",
+                    time.monotonic() - t0,
+                    "its registry transaction is left to finish"
+                    if registry.applying
+                    else "it wrote nothing",
+                )
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # our own cancellation, handled here: the cycle is fenced
+            fenced = True
             error = (
-                "another writer changed the registry during the cycle; nothing was written and "
-                f"the next cycle re-reads it ({exc})"
+                f"this replica lost the leadership of discovery group {config.discovery_group!r} "
+                f"during the cycle ({why}); the cycle was stopped before it wrote anything"
             )
-            log.warning("cycle stopped: %s", error)
+            log.warning("cycle fenced: %s", error)
+        except RegistryConflict as exc:
+            self._abortable = False
+            if await self._still_leading():
+                error = (
+                    "another writer changed the registry during the cycle; nothing was written "
+                    f"and the next cycle re-reads it ({exc})"
+                )
+                log.warning("cycle stopped: %s", error)
+            else:
+                fenced = True
+                error = (
+                    "this replica is no longer the leader of discovery group "
+                    f"{config.discovery_group!r}: the registry refused the apply inside its "
+                    f"transaction and nothing was written ({exc})"
+                )
+                log.warning("cycle fenced: %s", error)
         except RegistryError as exc:
+            self._abortable = False
             error = f"registry unreachable: {exc}"
             log.error("cycle stopped: %s", error)
         except Exception as exc:  # a bug: say so loudly, keep the daemon (and its metrics) up
+            self._abortable = False
             error = f"unexpected error: {type(exc).__name__}: {exc}"
             log.exception("cycle stopped by an unexpected error; the next cycle runs as planned")
+        self._abortable = False
         self._finish(
             cycle_id=cycle_id,
             config=config,
@@ -452,21 +809,9 @@ class Daemon:
             report=report,
             results=results,
             error=error,
+            fenced=fenced,
             registry=registry,
         )
-
-    async def _registry_for_cycle(self) -> GuardedRegistry:
-        """Swap in a registry from a reloaded config; between cycles, so never mid-apply."""
-        await self._close_discarded()
-        if self._next_registry is not None:
-            old, self._registry, self._next_registry = self._registry, self._next_registry, None
-            await old.close()
-            log.info("now using the registry from the reloaded config")
-        return self._registry
-
-    async def _close_discarded(self) -> None:
-        while self._discarded:
-            await self._discarded.pop().close()
 
     def _observe_scope(self, result: ScopeResult) -> None:
         scope = result.scope
@@ -509,9 +854,10 @@ class Daemon:
         report: CycleReport | None,
         results: Sequence[ScopeResult],
         error: str,
+        fenced: bool,
         registry: GuardedRegistry,
     ) -> None:
-        result = cycle_result(report)
+        result = RESULT_FENCED if fenced else cycle_result(report)
         finished = started + duration
         if report is not None:
             ordered: Sequence[ScopeResult] = report.scopes
@@ -522,18 +868,19 @@ class Daemon:
 
         metrics = self._metrics
         metrics.observe_cycle(result=result, duration=duration, finished_at=finished)
-        metrics.observe_scopes(
-            [
-                ScopeSample(
-                    account=s.account_id,
-                    region=s.region,
-                    up=s.ok,
-                    resources=s.resources,
-                    last_success=s.last_success,
-                )
-                for s in scopes
-            ]
-        )
+        if not fenced:  # a fenced cycle's replica follows now: its gauges stay empty
+            metrics.observe_scopes(
+                [
+                    ScopeSample(
+                        account=s.account_id,
+                        region=s.region,
+                        up=s.ok,
+                        resources=s.resources,
+                        last_success=s.last_success,
+                    )
+                    for s in scopes
+                ]
+            )
         if report is not None:
             metrics.observe_plan(
                 report.plan,
@@ -554,7 +901,7 @@ class Daemon:
             scopes=scopes,
         )
         self._last = outcome
-        if result != "error":
+        if result in SUCCESS_RESULTS:
             self._completed += 1
             self._last_success = finished
         self._log_outcome(outcome, duration)
@@ -562,7 +909,7 @@ class Daemon:
     def _log_outcome(self, outcome: CycleOutcome, duration: float) -> None:
         report = outcome.report
         if report is None:
-            log.info("cycle finished in %.2fs: error; nothing was written", duration)
+            log.info("cycle finished in %.2fs: %s; nothing was written", duration, outcome.result)
             return
         plan = report.plan
         if report.applied:
@@ -607,19 +954,25 @@ class Daemon:
         except ConfigError as exc:
             return self._reject(str(exc))
         old = self._config
-        next_registry: GuardedRegistry | None = None
-        if new.registry != old.registry:
+        next_backend: Backend | None = None
+        if new.registry != old.registry or new.discovery_group != old.discovery_group:
+            # A new registry or group needs a new elector (the lock is per database, schema
+            # and group), and the registry is fenced on its elector: both are swapped together.
             try:
-                next_registry = GuardedRegistry(self._open_registry(new, path))
+                leadership = self._open_leadership(new, path)
+                if new.registry != old.registry or not isinstance(leadership, AlwaysLeader):
+                    registry = self._open_registry(new, path, leadership=leadership)
+                    next_backend = Backend(GuardedRegistry(registry), leadership)
             except Exception as exc:  # whatever the backend says, the running config stays
                 return self._reject(f"{path}: registry: {exc}")
         self._redactor.add(m.external_id for m in new.aws)
         changed = [name for name in Config.model_fields if getattr(old, name) != getattr(new, name)]
 
-        if next_registry is not None:
-            if self._next_registry is not None:  # two reloads between cycles: the last wins
-                self._discarded.append(self._next_registry)
-            self._next_registry = next_registry
+        if next_backend is not None:
+            if self._next_backend is not None:  # two reloads between cycles: the last wins
+                self._discarded.append(self._next_backend)
+            self._next_backend = next_backend
+            self._wake_election.set()  # swapped at once if no cycle runs, else after it
         timing = (new.poll_interval, new.poll_jitter_seconds)
         if self._scheduler is not None and timing != (old.poll_interval, old.poll_jitter_seconds):
             self._scheduler.reschedule_job(JOB_ID, trigger=make_trigger(new))
@@ -662,28 +1015,58 @@ class Daemon:
             return False, "the scheduler has stopped"
         if scheduler.get_job(JOB_ID) is None:
             return False, "the cycle job is no longer scheduled"
+        election = self._election_task
+        if election is not None and election.done():
+            return False, "the leader election loop has stopped"
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
+        """Ready: the registry answers and this replica can do its part.
+
+        A leader is ready after its first completed cycle. A follower is ready once its elector
+        reaches the database and it has read the registry: it can take over at any moment,
+        and it stays ready while it does (a takeover is not an outage).
+        """
         if self._stopping:
             return False, "stopping"
-        if self._registry.reachable is False:
-            return False, self._redactor(f"registry unreachable: {self._registry.error}")
-        if self._completed == 0:
+        registry = self._registry
+        if registry.reachable is False:
+            return False, self._redactor(f"registry unreachable: {registry.error}")
+        if self._elector_error:
+            return False, self._redactor(f"leader election cannot start: {self._elector_error}")
+        error = self._leadership.last_error
+        if not self._leading and error:
+            return False, self._redactor(f"leader election cannot reach its database: {error}")
+        if self._completed == 0 and not self._followed:
+            if self._leading is False:
+                return False, "following another replica; waiting for the first registry read"
             return False, "waiting for the first cycle to complete"
-        return True, "ready"
+        if self._leading:
+            return True, "ready"
+        group = self._config.discovery_group
+        return True, f"ready (following the leader of discovery group {group!r})"
 
     def status(self) -> dict[str, Any]:
         config = self._config
         ready, why = self.ready()
         job = self._scheduler.get_job(JOB_ID) if self._scheduler is not None else None
-        running = self._cycle_task is not None and not self._cycle_task.done()
+        running = self._in_cycle and self._cycle_task is not None and not self._cycle_task.done()
         doc: dict[str, Any] = {
             "discovery_group": config.discovery_group,
             "version": __version__,
             "started_at": iso(self._started_at),
             "ready": ready,
             "ready_reason": why,
+            "role": "leader" if self._leading else "follower",
+            "leadership": {
+                # False: a registry with one writer (SQLite), always the leader.
+                "elected": self._elected,
+                "since": iso(self._role_since),
+                "election_interval_seconds": election_interval(config),
+                "last_error": self._elector_error or self._leadership.last_error,
+                "last_lost_at": iso(self._lost_at),
+                "last_lost_reason": self._lost_reason,
+            },
             "config": {
                 "path": str(self._config_path),
                 "loaded_at": iso(self._config_loaded_at),
@@ -722,8 +1105,14 @@ async def run_daemon(
     registry: Registry,
     open_registry: RegistryOpener,
     redactor: Redactor,
+    leadership: Leadership | None = None,
+    open_leadership: LeadershipOpener = default_leadership,
 ) -> int:
-    """Serve HTTP, run cycles until SIGTERM/SIGINT, then stop cleanly. Returns the exit code."""
+    """Serve HTTP, run cycles until SIGTERM/SIGINT, then stop cleanly. Returns the exit code.
+
+    `registry` must be fenced on `leadership` (see `RegistryOpener`); the daemon starts the
+    elector itself, and a database it cannot reach yet is retried, not fatal.
+    """
     metrics = Metrics()
     host, port = parse_listen(listen)
     loop = asyncio.get_running_loop()
@@ -737,6 +1126,8 @@ async def run_daemon(
             registry=registry,
             open_registry=open_registry,
             metrics=metrics,
+            leadership=leadership,
+            open_leadership=open_leadership,
             redactor=redactor,
             listen_fixed=listen_fixed,
         )
@@ -766,6 +1157,13 @@ async def run_daemon(
                 config.poll_interval,
                 config.poll_jitter_seconds,
             )
+            if leadership is not None and not isinstance(leadership, AlwaysLeader):
+                log.info(
+                    "leader election on: only the leader of discovery group %r runs cycles; "
+                    "the others follow and check every %gs",
+                    config.discovery_group,
+                    election_interval(config),
+                )
             await daemon.wait_for_stop_request()
         finally:
             for sig in (*stop_signals, signal.SIGHUP):

@@ -34,6 +34,11 @@ class Leadership(Protocol):
         """What the last `try_acquire`/`check` found; False as soon as a loss was seen."""
         ...
 
+    @property
+    def last_error(self) -> str:
+        """Why the last `start`, `try_acquire` or `check` failed to reach the database, or ""."""
+        ...
+
     async def start(self) -> None:
         """Get ready (connect); raises `RegistryError` naming the fix when that is impossible."""
         ...
@@ -57,6 +62,10 @@ class AlwaysLeader:
     @property
     def is_leader(self) -> bool:
         return True
+
+    @property
+    def last_error(self) -> str:
+        return ""
 
     async def start(self) -> None:
         return None

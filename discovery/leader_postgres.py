@@ -106,7 +106,7 @@ class PostgresLeaderElector:
 
     @property
     def last_error(self) -> str:
-        """Why the last `try_acquire`/`check` could not talk to the database ("" if it could)."""
+        """Why the last `start`, `try_acquire` or `check` failed to reach the database, or ""."""
         return self._last_error
 
     def held_lock(self) -> AdvisoryLock | None:
@@ -116,7 +116,11 @@ class PostgresLeaderElector:
         return AdvisoryLock(backend_pid=self._backend_pid, key=self._key)
 
     async def start(self) -> None:
-        """Connect (and compute the lock key); raises `LeaderElectionError` naming the fix."""
+        """Connect (and compute the lock key); raises `LeaderElectionError` naming the fix.
+
+        Connected already: nothing to do. Never takes the lock, so a replica that just stepped
+        down can call it to learn whether the database answers (`last_error` says).
+        """
         async with self._lock:
             if self._conn is not None and not self._conn.closed:
                 return
@@ -124,7 +128,9 @@ class PostgresLeaderElector:
                 await self._connect()
             except psycopg.Error as exc:
                 error = translate_error(exc, self._where, lock_timeout_s=self._check_timeout_s)
+                self._last_error = str(error)
                 raise LeaderElectionError(str(error)) from exc
+            self._last_error = ""
 
     async def try_acquire(self) -> bool:
         async with self._lock:

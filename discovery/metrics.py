@@ -7,7 +7,9 @@ scrape is checked with `promtool check metrics`.
 
 Counters count events (cycles, AWS calls, changes written). Gauges describe the last completed
 cycle (resources discovered, withheld, skipped, conflicts): a change withheld for ten cycles is
-one withheld change, not ten.
+one withheld change, not ten. A replica that is not the leader of its discovery group runs no
+cycles, so it reports those gauges empty (0, no per-scope series): folded across replicas with
+`max`, they are the leader's.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from discovery.plan import (
     Plan,
 )
 
-CYCLE_RESULTS = ("ok", "partial", "error")
+CYCLE_RESULTS = ("ok", "partial", "error", "fenced")
+# Results of a cycle that got its plan applied (or found nothing to apply).
+SUCCESS_RESULTS = ("ok", "partial")
 CHANGE_ACTIONS = ("create", "update", "delete")
 WITHHELD_REASONS = (
     REASON_SCOPE_FAILED,
@@ -80,7 +84,8 @@ class Metrics:
             "discovery_cycles",
             "Cycles run, by result: ok (every scope answered), partial (some scopes failed and "
             "were left frozen, the rest applied), error (stopped before the apply finished: "
-            "registry unreachable, a concurrent writer, a bug; nothing written).",
+            "registry unreachable, a concurrent writer, a bug; nothing written), fenced (this "
+            "replica lost leadership during the cycle; stopped, nothing written).",
             ["result"],
             registry=r,
         )
@@ -178,6 +183,12 @@ class Metrics:
             "1 if the last registry read or write succeeded, 0 if the registry was unreachable.",
             registry=r,
         )
+        self.leader = Gauge(
+            "discovery_leader",
+            "1 if this replica is the leader of its discovery group and runs the cycles, 0 if "
+            "it follows (another replica holds the leader lock, or the lock cannot be reached).",
+            registry=r,
+        )
         self.config_reloads = Counter(
             "discovery_config_reloads",
             "Config reloads on SIGHUP, by result (ok, rejected).",
@@ -200,6 +211,7 @@ class Metrics:
         for result in RELOAD_RESULTS:
             self.config_reloads.labels(result)
         self._skip_reasons: set[str] = set()
+        self._withheld_reasons: set[str] = set(WITHHELD_REASONS)
 
     # --- AWS (called from the AWS source) ----------------------------------------------------
 
@@ -216,7 +228,7 @@ class Metrics:
     def observe_cycle(self, *, result: str, duration: float, finished_at: float) -> None:
         self.cycles.labels(result).inc()
         self.cycle_duration.observe(duration)
-        if result != "error":
+        if result in SUCCESS_RESULTS:
             self.last_success.set(finished_at)
 
     def observe_scopes(self, scopes: Sequence[ScopeSample]) -> None:
@@ -251,7 +263,8 @@ class Metrics:
             self.changes_applied.labels("delete").inc(len(plan.delete))
         self.owned.set(owned_after)
         withheld = _count(w.code for w in plan.withheld)
-        for reason in set(WITHHELD_REASONS) | set(withheld):
+        self._withheld_reasons |= set(withheld)
+        for reason in self._withheld_reasons:
             self.changes_withheld.labels(reason).set(withheld.get(reason, 0))
         self.conflicts.set(plan.conflicts)
         skipped = _count(skipped_codes)
@@ -260,6 +273,25 @@ class Metrics:
             self.skipped.labels(reason).set(skipped.get(reason, 0))
 
     # --- the daemon --------------------------------------------------------------------------
+
+    def observe_leadership(self, *, leading: bool) -> None:
+        """The replica's role; a follower's last-cycle gauges read empty, not the stale ones.
+
+        A replica that lost leadership would otherwise go on exporting its last cycle (a
+        withheld delete, a scope down) next to the new leader's fresh values, and every
+        `max without (instance)` alert would see the stale one.
+        """
+        self.leader.set(1 if leading else 0)
+        if leading:
+            return
+        for gauge in (self.scope_up, self.scope_last_success, self.discovered):
+            gauge.clear()
+        self.owned.set(0)
+        self.conflicts.set(0)
+        for reason in self._withheld_reasons:
+            self.changes_withheld.labels(reason).set(0)
+        for reason in self._skip_reasons:
+            self.skipped.labels(reason).set(0)
 
     def observe_reload(self, *, ok: bool) -> None:
         self.config_reloads.labels("ok" if ok else "rejected").inc()

@@ -33,6 +33,7 @@ password) and the fix, chained to the original.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,7 +46,13 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from discovery.model import Resource, StoredResource
-from discovery.registry.base import Changes, RegistryConflict, RegistryError
+from discovery.registry.base import (
+    PAUSE_BEFORE_COMMIT_ENV,
+    Changes,
+    RegistryConflict,
+    RegistryError,
+    pause_before_commit,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -427,6 +434,8 @@ class PostgresRegistry:
         await conn.execute(
             "UPDATE discovery_meta SET value = %s WHERE key = 'revision'", (revision,)
         )
+        if os.environ.get(PAUSE_BEFORE_COMMIT_ENV):  # only when a fault test asks for it
+            await asyncio.to_thread(pause_before_commit)
 
     async def _check_fence(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
         assert self._fence is not None

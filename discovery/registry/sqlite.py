@@ -35,7 +35,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from discovery.model import Resource, StoredResource
-from discovery.registry.base import Changes, RegistryConflict, RegistryError
+from discovery.registry.base import (
+    Changes,
+    RegistryConflict,
+    RegistryError,
+    pause_before_commit,
+)
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteRegistry"]
 
@@ -276,6 +281,7 @@ class SQLiteRegistry:
                 if deleted.rowcount != 1:
                     raise _moved(stored, "delete", self._path)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (revision,))
+            pause_before_commit()  # a no-op unless a fault test asks for it
 
 
 def _encode(resource: Resource) -> str:

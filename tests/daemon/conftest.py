@@ -157,12 +157,14 @@ class DaemonProcess:
         config: dict[str, Any],
         *,
         log_format: str = "text",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.emulator = emulator
         self.workdir = workdir
         self.config_path = workdir / "discovery.yaml"
         self.log_path = workdir / "daemon.log"
         self.log_format = log_format
+        self.extra_env = dict(env or {})
         self.write_config(config)
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -187,6 +189,7 @@ class DaemonProcess:
             AWS_EC2_METADATA_DISABLED="true",
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.extra_env)
         return env
 
     def start(self) -> DaemonProcess:
@@ -232,6 +235,7 @@ class DaemonProcess:
         return self.proc.wait(timeout=timeout)
 
     def kill(self) -> None:
+        """SIGKILL (kill -9): no cleanup of any kind, then reap the process."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
@@ -320,13 +324,18 @@ def fleet(emulator: EmulatorThread) -> Iterator[dict[str, Any]]:
 def daemons(
     emulator: EmulatorThread, fleet: dict[str, Any], tmp_path: Path
 ) -> Iterator[Callable[..., DaemonProcess]]:
-    """A factory: daemons(config, log_format=...) → a started DaemonProcess (killed at the end)."""
+    """A factory: daemons(config, log_format=..., env=...) → a started DaemonProcess.
+
+    Every daemon still running at the end of the test is killed.
+    """
     started: list[DaemonProcess] = []
 
-    def start(config: dict[str, Any], *, log_format: str = "text") -> DaemonProcess:
+    def start(
+        config: dict[str, Any], *, log_format: str = "text", env: dict[str, str] | None = None
+    ) -> DaemonProcess:
         workdir = tmp_path / f"d{len(started)}"
         workdir.mkdir()
-        daemon = DaemonProcess(emulator, workdir, config, log_format=log_format)
+        daemon = DaemonProcess(emulator, workdir, config, log_format=log_format, env=env)
         started.append(daemon)
         return daemon.start()
 

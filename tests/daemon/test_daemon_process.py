@@ -76,6 +76,9 @@ def test_becomes_ready_and_serves_metrics_status_and_health(
     assert status["ready"] is True
     assert status["discovery_group"] == "daemon"
     assert status["registry"] == {"backend": "sqlite", "reachable": True, "error": ""}
+    # SQLite has one writer: the daemon is always the leader, with no election.
+    assert status["role"] == "leader"
+    assert status["leadership"]["elected"] is False and status["leadership"]["last_error"] == ""
     last = status["last_cycle"]
     assert last["result"] == "ok"
     assert last["counts"]["discovered"] == len(expected)
@@ -96,6 +99,8 @@ def test_becomes_ready_and_serves_metrics_status_and_health(
     assert metrics.value("discovery_changes_applied_total", action="create") == len(expected)
     assert metrics.value("discovery_owned_resources") == len(expected)
     assert metrics.value("discovery_registry_up") == 1
+    assert metrics.value("discovery_leader") == 1
+    assert metrics.value("discovery_cycles_total", result="fenced") == 0
     assert metrics.value("discovery_poll_interval_seconds") == INTERVAL_S
     assert metrics.value("discovery_last_success_timestamp_seconds") > time.time() - 600
     assert metrics.value("discovery_build_info", version="0.1.0") == 1

@@ -13,97 +13,25 @@ from typing import Any
 import pytest
 import yaml
 
-from discovery.aws import FetchedScope
-from discovery.config import Config, config_from_mapping
-from discovery.daemon import JOB_ID, Daemon, GuardedRegistry, make_trigger
+from discovery.config import Config
+from discovery.daemon import JOB_ID, Daemon, GuardedRegistry, RegistryOpener, make_trigger
+from discovery.leader import AlwaysLeader, Leadership
 from discovery.logs import Redactor
 from discovery.metrics import Metrics
-from discovery.model import Changes, Proxy, Scope
+from discovery.model import Changes
 from discovery.registry.base import Registry, RegistryError
 from discovery.registry.memory import MemoryRegistry
-
-ACCOUNT = "111111111111"
-ROLE = f"arn:aws:iam::{ACCOUNT}:role/discovery"
-
-
-def make_config(**overrides: Any) -> Config:
-    doc: dict[str, Any] = {
-        "discovery_group": "unit",
-        "poll_interval": "1h",
-        "aws": [{"types": ["rdsproxy"], "regions": ["us-east-1"], "assume_role_arn": ROLE}],
-    }
-    doc.update(overrides)
-    return config_from_mapping(doc)
-
-
-def a_proxy(name: str) -> Proxy:
-    return Proxy(
-        name=name,
-        arn=f"arn:aws:rds:us-east-1:{ACCOUNT}:db-proxy:prx-{name}",
-        endpoint=f"{name}.proxy-x.us-east-1.rds.amazonaws.com",
-        engine_family="POSTGRESQL",
-        status="available",
-        require_tls=True,
-    )
-
-
-class FakeSource:
-    """A `ProxySource` whose fetch runs `behaviour` and records concurrency and cancellation."""
-
-    def __init__(self, proxies: tuple[Proxy, ...] = (), delay: float = 0.0) -> None:
-        self.proxies = proxies
-        self.delay = delay
-        self.block: asyncio.Event | None = None
-        self.started = 0
-        self.active = 0
-        self.max_active = 0
-        self.cancelled = 0
-        self.fetching = asyncio.Event()
-
-    async def fetch(self, scope: Scope) -> FetchedScope:
-        self.started += 1
-        self.active += 1
-        self.max_active = max(self.max_active, self.active)
-        self.fetching.set()
-        try:
-            if self.block is not None:
-                await self.block.wait()
-            if self.delay:
-                await asyncio.sleep(self.delay)
-        except asyncio.CancelledError:
-            self.cancelled += 1
-            raise
-        finally:
-            self.active -= 1
-        return FetchedScope(account_id=ACCOUNT, proxies=self.proxies)
-
-
-class SlowApplyRegistry(MemoryRegistry):
-    """Like SQLite: the apply runs in a worker thread and takes a while."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
-        self.seconds = seconds
-        self.applying = asyncio.Event()
-        self.finished = 0
-
-    async def apply(self, changes: Changes) -> None:
-        self.applying.set()
-        await asyncio.to_thread(time.sleep, self.seconds)
-        await super().apply(changes)
-        self.finished += 1
-
-
-def no_registry(config: Config, path: Path) -> Registry:
-    raise AssertionError("the registry is not reopened in this test")
-
-
-async def eventually(check: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.02)
+from tests.daemon.inprocess import (
+    ACCOUNT,
+    ROLE,
+    FakeSource,
+    SlowApplyRegistry,
+    a_proxy,
+    eventually,
+    make_config,
+    no_registry,
+    sample,
+)
 
 
 @pytest.fixture
@@ -118,7 +46,7 @@ async def running() -> AsyncIterator[Callable[..., Awaitable[Daemon]]]:
         *,
         metrics: Metrics | None = None,
         config_path: Path = Path("unused.yaml"),
-        open_registry: Callable[[Config, Path], Registry] = no_registry,
+        open_registry: RegistryOpener = no_registry,
     ) -> Daemon:
         daemon = Daemon(
             config=config,
@@ -136,12 +64,6 @@ async def running() -> AsyncIterator[Callable[..., Awaitable[Daemon]]]:
     yield start
     for daemon in started:
         await daemon.stop()
-
-
-def sample(metrics: Metrics, name: str, **labels: str) -> float:
-    value = metrics.registry.get_sample_value(name, labels)
-    assert value is not None, f"no sample {name}{labels}"
-    return value
 
 
 async def test_the_first_cycle_runs_at_once(running: Callable[..., Awaitable[Daemon]]) -> None:
@@ -303,7 +225,8 @@ async def test_reload_takes_a_good_config_from_the_next_cycle(
     )
     opened: list[Config] = []
 
-    def open_registry(config: Config, config_path: Path) -> Registry:
+    def open_registry(config: Config, config_path: Path, /, *, leadership: Leadership) -> Registry:
+        assert isinstance(leadership, AlwaysLeader)
         opened.append(config)
         return MemoryRegistry()
 

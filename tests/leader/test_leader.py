@@ -21,6 +21,7 @@ from discovery.leader_postgres import LeaderElectionError, PostgresLeaderElector
 from discovery.model import StoredResource
 from discovery.registry.base import Changes
 from discovery.registry.postgres import AdvisoryLock, LeadershipLost, PostgresRegistry
+from tests.leader.sessions import terminate_backend
 from tests.registry.postgres_support import fresh_schema, postgres_dsn, random_group, sql
 from tests.registry.registry_support import make_resource
 
@@ -50,7 +51,7 @@ async def pair(dsn: str, group: str) -> AsyncIterator[tuple[PostgresLeaderElecto
 
 
 def _terminate(pid: int) -> None:
-    assert sql(postgres_dsn(), "SELECT pg_terminate_backend(%s)", (pid,)) == [(True,)]
+    terminate_backend(pid)
 
 
 def _backend_pids(group: str) -> list[int]:

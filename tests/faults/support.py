@@ -1,0 +1,605 @@
+"""The fault matrix's world: a fleet, a config, a registry, the CLI, and the invariants.
+
+Every row of the matrix (docs/RELIABILITY.md) follows one shape:
+
+1. the registry is seeded with foreign resources (a hand-made one, another discovery group's,
+   and one that holds a name this group would like) plus exactly the desired state of fleet v0;
+2. the fleet changes in every (account, region) — a proxy added, one re-tagged, one removed — so
+   a scope that is not frozen has something to create, update and delete;
+3. the fault is injected and one cycle runs (`discovery scan` or `discovery run` in a subprocess
+   against the emulator over HTTP);
+4. `check_cycle` asserts the invariants on the registry before and after that cycle;
+5. the fault is cleared and the next cycle must leave the registry exactly at the desired state
+   (`check_recovered`).
+
+The desired state is computed here, independently of the plan: the emulator's own view of the
+fleet goes through `assemble_proxies` and `convert_proxies` (the pure core), scope by scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from discovery.aws import assemble_proxies
+from discovery.config import config_from_mapping
+from discovery.convert import Matching, convert_proxies
+from discovery.cycle import expand_scopes
+from discovery.emulator import EmulatorThread
+from discovery.emulator.fleet import parse_fleet
+from discovery.emulator.state import FleetIndex
+from discovery.model import (
+    LABEL_DISCOVERY_GROUP,
+    LABEL_ORIGIN,
+    AWSInfo,
+    Resource,
+    StoredResource,
+    is_owned,
+)
+from discovery.registry.base import Changes, Registry
+from discovery.registry.sqlite import SQLiteRegistry
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GROUP = "faults"
+CALLER = "000000000000"  # the base credentials' account (matcher 2 scans it without a role)
+ACCOUNT_A = "111111111111"  # assumed role, no external id
+ACCOUNT_B = "222222222222"  # assumed role with an external id
+EXTERNAL_ID_B = "ext-b"
+ROLE_A = f"arn:aws:iam::{ACCOUNT_A}:role/discovery"
+ROLE_B = f"arn:aws:iam::{ACCOUNT_B}:role/discovery"
+EAST, WEST = "us-east-1", "eu-west-1"
+AREAS = ((ACCOUNT_A, EAST), (ACCOUNT_A, WEST), (ACCOUNT_B, EAST), (ACCOUNT_B, WEST), (CALLER, EAST))
+
+EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG, EXIT_SCOPES_FAILED, EXIT_GUARD = 0, 1, 2, 3, 4
+
+T = TypeVar("T")
+Area = tuple[str, str]  # (account, region); account "" = the whole region
+Snapshot = dict[str, StoredResource]
+
+
+# --- the fleet ---------------------------------------------------------------------------------
+
+
+_LETTER = {ACCOUNT_A: "a", ACCOUNT_B: "b", CALLER: "c", EAST: "e", WEST: "w"}
+
+
+def _prefix(account: str, region: str) -> str:
+    """`ae` for account A in us-east-1: proxy names are unique per area and short."""
+    return _LETTER[account] + _LETTER[region]
+
+
+def area_proxies(account: str, region: str, version: int) -> list[dict[str, Any]]:
+    """v0: pg (with a reader endpoint), my, ss. v1: pg re-tagged, ss gone, new added."""
+    p = _prefix(account, region)
+    pg_tags = {"env": "prod", "team": "db" if version == 0 else "platform"}
+    proxies: list[dict[str, Any]] = [
+        {
+            "name": f"{p}-pg",
+            "engine_family": "POSTGRESQL",
+            "tags": pg_tags,
+            "endpoints": [{"name": f"{p}-pg-ro", "target_role": "READ_ONLY"}],
+        },
+        {"name": f"{p}-my", "engine_family": "MYSQL", "tags": {"env": "prod"}},
+    ]
+    if version == 0:
+        proxies.append({"name": f"{p}-ss", "engine_family": "SQLSERVER", "tags": {"env": "qa"}})
+    else:
+        proxies.append({"name": f"{p}-new", "engine_family": "POSTGRESQL", "tags": {"env": "dev"}})
+    return proxies
+
+
+def make_fleet(version: int = 0, **top: Any) -> dict[str, Any]:
+    """Three accounts: A and B reached through roles (B with an external id), and the caller's
+    own account C in one region, each area with three proxies (five resources per area)."""
+    accounts: dict[str, dict[str, Any]] = {
+        ACCOUNT_A: {"id": ACCOUNT_A, "roles": [{"name": "discovery"}], "regions": {}},
+        ACCOUNT_B: {
+            "id": ACCOUNT_B,
+            "roles": [{"name": "discovery", "external_id": EXTERNAL_ID_B}],
+            "regions": {},
+        },
+        CALLER: {"id": CALLER, "regions": {}},
+    }
+    for account, region in AREAS:
+        accounts[account]["regions"][region] = {"proxies": area_proxies(account, region, version)}
+    return {"caller_account": CALLER, "accounts": list(accounts.values()), **top}
+
+
+def make_config(*, registry: Mapping[str, Any] | None = None, **aws_client: Any) -> dict[str, Any]:
+    client = {"max_attempts": 3, "read_timeout": "5s", "connect_timeout": "2s"}
+    client.update(aws_client)
+    return {
+        "discovery_group": GROUP,
+        "aws": [
+            {"types": ["rdsproxy"], "regions": [EAST, WEST], "assume_role_arn": ROLE_A},
+            {
+                "types": ["rdsproxy"],
+                "regions": [EAST, WEST],
+                "assume_role_arn": ROLE_B,
+                "external_id": EXTERNAL_ID_B,
+            },
+            {"types": ["rdsproxy"], "regions": [EAST]},  # base credentials: account from STS
+        ],
+        "registry": dict(registry or {"backend": "sqlite", "path": "registry.db"}),
+        "aws_client": client,
+    }
+
+
+# --- the desired state, from the pure core -----------------------------------------------------
+
+
+def desired_state(fleet: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Resource]:
+    """What the registry should hold for `fleet` (first scope wins a name, as in the plan)."""
+    index = FleetIndex(parse_fleet(dict(fleet)))
+    cfg = config_from_mapping(dict(config))
+    desired: dict[str, Resource] = {}
+    for scope in expand_scopes(cfg):
+        matcher = cfg.aws[scope.matcher_index]
+        account = scope.role_account_id or index.fleet.caller_account
+        region = index.region(account, scope.region)
+        proxies = assemble_proxies(
+            [copy.deepcopy(r.item) for r in region.proxies],
+            [copy.deepcopy(e) for e in region.endpoints],
+            {r.arn: dict(r.tags) for r in region.proxies},
+        )
+        converted = convert_proxies(
+            proxies,
+            Matching(
+                tags=matcher.tags,
+                assume_role_arn=matcher.assume_role_arn,
+                external_id=matcher.external_id,
+                discovery_group=cfg.discovery_group,
+            ),
+        )
+        for resource in converted.resources:
+            desired.setdefault(resource.name, resource)
+    return desired
+
+
+def foreign_resources() -> list[Resource]:
+    """Resources this group must never touch: a hand-made one, another group's, and one
+    that holds a name this group's fleet produces (a conflict, reported and skipped)."""
+
+    def resource(name: str, labels: dict[str, str], account: str, region: str) -> Resource:
+        return Resource(
+            name=name,
+            description="not ours",
+            labels=labels,
+            protocol="postgres",
+            uri=f"{name}.example.internal:5432",
+            aws=AWSInfo(
+                region=region, account_id=account, rdsproxy_name=name, rdsproxy_resource_id=""
+            ),
+        )
+
+    other = {LABEL_ORIGIN: "cloud", LABEL_DISCOVERY_GROUP: "other-group"}
+    return [
+        resource("manual-db", {"team": "dba"}, ACCOUNT_A, EAST),
+        resource(f"other-rdsproxy-{EAST}-{ACCOUNT_B}", other, ACCOUNT_B, EAST),
+        # the name our fleet gives to A's MySQL proxy in us-east-1: held by the other group
+        resource(f"ae-my-rdsproxy-{EAST}-{ACCOUNT_A}", other, ACCOUNT_A, EAST),
+    ]
+
+
+def expected_registry(
+    desired: Mapping[str, Resource], foreign: Iterable[Resource]
+) -> dict[str, Resource]:
+    """Foreign resources as they are, plus every desired resource whose name is free."""
+    expected = {r.name: r for r in foreign}
+    for name, resource in desired.items():
+        expected.setdefault(name, resource)
+    return expected
+
+
+# --- the registry, read and seeded in-process --------------------------------------------------
+
+
+def open_registry(spec: str) -> Registry:
+    """`sqlite:PATH` or `postgres:DSN`."""
+    kind, _, rest = spec.partition(":")
+    if kind == "postgres":
+        from discovery.registry.postgres import PostgresRegistry
+
+        return PostgresRegistry(rest)
+    return SQLiteRegistry(Path(rest), busy_timeout_s=30)
+
+
+def snapshot(spec: str) -> Snapshot:
+    async def read() -> Snapshot:
+        registry = open_registry(spec)
+        try:
+            return {s.resource.name: s for s in await registry.list_resources()}
+        finally:
+            await registry.close()
+
+    return asyncio.run(read())
+
+
+def seed(spec: str, resources: Iterable[Resource]) -> None:
+    async def write() -> None:
+        registry = open_registry(spec)
+        try:
+            await registry.apply(Changes(create=tuple(sorted(resources, key=lambda r: r.name))))
+        finally:
+            await registry.close()
+
+    asyncio.run(write())
+
+
+# --- the invariants ----------------------------------------------------------------------------
+
+
+def frozen_areas(scopes: Iterable[Mapping[str, Any]]) -> set[Area]:
+    """(account, region) of each failed scope; ("", region) when its account is unknown."""
+    return {
+        (str(s.get("account_id") or ""), str(s["region"]))
+        for s in scopes
+        if s.get("status") == "failed"
+    }
+
+
+def in_area(resource: Resource, areas: Iterable[Area]) -> bool:
+    return any(
+        resource.aws.region == region and account in ("", resource.aws.account_id)
+        for account, region in areas
+    )
+
+
+def _area_of(
+    resources: Mapping[str, Resource] | Mapping[str, StoredResource], area: Area
+) -> dict[str, Any]:
+    out = {}
+    for name, value in resources.items():
+        resource = value.resource if isinstance(value, StoredResource) else value
+        if in_area(resource, [area]) and is_owned(resource, GROUP):
+            out[name] = resource
+    return out
+
+
+def assert_no_duplicates(after: Snapshot) -> None:
+    """One resource per proxy or endpoint: no name twice, no AWS object under two names."""
+    keys: dict[tuple[str, str, str, str], str] = {}
+    for name, stored in after.items():
+        assert stored.resource.name == name
+        if not is_owned(stored.resource, GROUP):
+            continue
+        aws = stored.resource.aws
+        key = (aws.account_id, aws.region, aws.rdsproxy_name, aws.rdsproxy_custom_endpoint_name)
+        assert key not in keys, f"{name} and {keys[key]} are the same AWS object"
+        keys[key] = name
+    revisions = [s.revision for s in after.values()]
+    assert len(revisions) == len(set(revisions)), "two rows share a revision"
+
+
+def check_cycle(
+    *,
+    before: Snapshot,
+    after: Snapshot,
+    desired: Mapping[str, Resource],
+    foreign: Iterable[Resource],
+    frozen: set[Area],
+    registry_failed: bool = False,
+    require_pending: bool = True,
+) -> None:
+    """The invariants of one cycle (docs/RELIABILITY.md, "Invariants").
+
+    - a cycle whose registry write failed changed nothing at all;
+    - nothing a failed scope could have produced (its account and region, or its whole region
+      when the account is unknown) was created, updated or deleted: same document, same
+      revision, or absent both times;
+    - no foreign resource changed;
+    - everywhere else, the owned resources are exactly the desired ones;
+    - no duplicates.
+    With `require_pending`, each frozen area must have had changes to withhold, so that the
+    row proves something.
+    """
+    foreign = list(foreign)
+    assert_no_duplicates(after)
+    if registry_failed:
+        assert after == before, "a cycle whose registry write failed changed the registry"
+        return
+    for name in sorted(set(before) | set(after)):
+        was, now = before.get(name), after.get(name)
+        touched = [s.resource for s in (was, now) if s is not None]
+        if any(in_area(r, frozen) for r in touched):
+            assert was == now, f"{name} is in a frozen area {sorted(frozen)} but changed"
+    for resource in foreign:
+        assert resource.name in after, f"foreign {resource.name} was deleted"
+        assert after[resource.name] == before[resource.name], f"foreign {resource.name} changed"
+    foreign_names = {r.name for r in foreign}
+    want = {
+        name: r
+        for name, r in desired.items()
+        if name not in foreign_names and not in_area(r, frozen)
+    }
+    have = {
+        name: s.resource
+        for name, s in after.items()
+        if is_owned(s.resource, GROUP) and not in_area(s.resource, frozen)
+    }
+    assert sorted(have) == sorted(want), "outside the frozen areas, owned != desired"
+    assert have == want, "outside the frozen areas, a resource differs from the desired one"
+    if require_pending:
+        for area in frozen:
+            assert _area_of(desired, area) != _area_of(before, area), (
+                f"nothing was pending in the frozen area {area}: the row proves nothing"
+            )
+
+
+def check_recovered(
+    after: Snapshot, desired: Mapping[str, Resource], foreign: Iterable[Resource]
+) -> None:
+    """After a good cycle the registry is exactly foreign + desired, nothing more or less."""
+    assert_no_duplicates(after)
+    expected = expected_registry(desired, foreign)
+    have = {name: s.resource for name, s in after.items()}
+    assert sorted(have) == sorted(expected), "after recovery the names differ from the desired"
+    assert have == expected, "after recovery a resource differs from the desired one"
+
+
+# --- the CLI -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict[str, Any]:
+        return dict(json.loads(self.stdout))
+
+    @property
+    def scopes(self) -> list[dict[str, Any]]:
+        return list(self.json()["scopes"])
+
+    @property
+    def frozen(self) -> set[Area]:
+        return frozen_areas(self.scopes)
+
+    def errors(self) -> list[str]:
+        return [s["error"] for s in self.scopes if s["status"] == "failed"]
+
+
+def client_env(emulator: EmulatorThread, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a discovery process pointed at the emulator (never at AWS)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DISCOVERY_"))}
+    env.update(
+        AWS_ENDPOINT_URL=emulator.url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+        PYTHONUNBUFFERED="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        # the tests import `tests.*` helpers; the discovery package is installed in the venv
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class World:
+    """One row's fleet, config, registry and CLI; see the module docstring."""
+
+    emulator: EmulatorThread
+    workdir: Path
+    registry_spec: str  # sqlite:PATH or postgres:DSN
+    config: dict[str, Any]
+    fleet: dict[str, Any] = field(default_factory=make_fleet)
+    foreign: list[Resource] = field(default_factory=foreign_resources)
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "discovery.yaml"
+
+    def write_config(self) -> Path:
+        self.config_path.write_text(yaml.safe_dump(self.config))
+        return self.config_path
+
+    def set_fleet(self, fleet: dict[str, Any]) -> None:
+        self.fleet = copy.deepcopy(fleet)
+        self.emulator.set_fleet(self.fleet)
+
+    def set_faults(self, faults: list[dict[str, Any]]) -> None:
+        self.emulator.set_faults(faults)
+
+    def desired(self) -> dict[str, Resource]:
+        return desired_state(self.fleet, self.config)
+
+    def snapshot(self) -> Snapshot:
+        return snapshot(self.registry_spec)
+
+    def seed(self) -> Snapshot:
+        """Registry := foreign + the desired state of the current fleet."""
+        seed(self.registry_spec, expected_registry(self.desired(), self.foreign).values())
+        return self.snapshot()
+
+    def prepare(self) -> Snapshot:
+        """Seed from fleet v0, then move the emulator to fleet v1 (changes in every area)."""
+        self.set_fleet(make_fleet(0, **self._fleet_top()))
+        self.write_config()
+        seeded = self.seed()
+        self.set_fleet(make_fleet(1, **self._fleet_top()))
+        return seeded
+
+    def _fleet_top(self) -> dict[str, Any]:
+        return {k: v for k, v in self.fleet.items() if k not in ("caller_account", "accounts")}
+
+    def scan(
+        self,
+        *flags: str,
+        env: Mapping[str, str] | None = None,
+        user: int | None = None,
+        timeout: float = 120,
+    ) -> Result:
+        cmd = [sys.executable, "-m", "discovery", "scan", "--output", "json", *flags]
+        cmd += ["--config", str(self.config_path)]
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            env=client_env(self.emulator, env),
+            cwd=self.workdir,
+            timeout=timeout,
+            user=user,
+            group=user,
+            extra_groups=[] if user is not None else None,
+        )
+        result = Result(proc.returncode, proc.stdout, proc.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    def cycle(
+        self,
+        *,
+        code: int,
+        frozen: set[Area] | None = None,
+        require_pending: bool = True,
+        **scan: Any,
+    ) -> Result:
+        """One scan under the current faults, checked against the invariants."""
+        before = self.snapshot()
+        result = self.scan(**scan)
+        assert result.code == code, (result.code, result.stderr[-3000:])
+        after = self.snapshot()
+        if code == EXIT_RUNTIME:
+            check_cycle(
+                before=before,
+                after=after,
+                desired=self.desired(),
+                foreign=self.foreign,
+                frozen=set(),
+                registry_failed=True,
+            )
+            return result
+        if frozen is not None:
+            assert result.frozen == frozen, (result.frozen, result.errors())
+        check_cycle(
+            before=before,
+            after=after,
+            desired=self.desired(),
+            foreign=self.foreign,
+            frozen=result.frozen,
+            require_pending=require_pending,
+        )
+        return result
+
+    def recover(self, **scan: Any) -> Result:
+        """Clear the faults; the next cycle must leave exactly the desired state."""
+        self.set_faults([])
+        self.emulator.set_settings(latency_ms=0, throttle=None)
+        result = self.scan(**scan)
+        assert result.code == EXIT_OK, (result.code, result.stderr[-3000:])
+        check_recovered(self.snapshot(), self.desired(), self.foreign)
+        return result
+
+
+# --- the daemon --------------------------------------------------------------------------------
+
+
+class Daemon:
+    """`discovery run` in a subprocess (log in a file, HTTP on a free port) for the crash rows."""
+
+    def __init__(self, world: World, *, env: Mapping[str, str] | None = None, name: str = "d"):
+        self.world = world
+        self.log_path = world.workdir / f"{name}.log"
+        self._env = dict(env or {})
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self) -> Daemon:
+        world = self.world
+        world.write_config()
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "discovery",
+                    "run",
+                    "--config",
+                    str(world.config_path),
+                    "--listen",
+                    "127.0.0.1:0",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=client_env(world.emulator, self._env),
+                cwd=world.workdir,
+            )
+        self.url = wait_until(self._bound_url, timeout=30, what="the daemon to listen")
+        return self
+
+    def _bound_url(self) -> str | None:
+        self.assert_running()
+        for line in self.log().splitlines():
+            if "listening on http://" in line:
+                return line.split("listening on ", 1)[1].split()[0]
+        return None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def assert_running(self) -> None:
+        assert self.proc is not None
+        code = self.proc.poll()
+        assert code is None, f"the daemon exited with {code}:\n{self.log()[-4000:]}"
+
+    def status(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + "/status", timeout=10) as response:
+            return dict(json.loads(response.read()))
+
+    def completed(self) -> int:
+        return int(self.status()["cycles"]["completed"])
+
+    def wait_completed(self, count: int, timeout: float = 60) -> dict[str, Any]:
+        """Wait until `count` cycles have completed in all; the /status document then."""
+
+        def done() -> dict[str, Any] | None:
+            self.assert_running()
+            status = self.status()
+            return status if int(status["cycles"]["completed"]) >= count else None
+
+        return wait_until(done, timeout=timeout, what=f"{count} completed cycle(s)")
+
+    def kill(self) -> None:
+        """SIGKILL: no handler runs, no transaction is finished."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.proc.wait(timeout=30)
+
+
+def wait_until(
+    check: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.05
+) -> T:
+    """Poll `check` until it returns something truthy; fail naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
