@@ -34,9 +34,16 @@ class EmulatorProcess:
     """`discovery emulator --fleet FILE --latency-ms N --throttle B,R --warm` on a free port."""
 
     def __init__(
-        self, *, fleet: Path, latency_ms: float, throttle: tuple[float, float], warm: bool = True
+        self,
+        *,
+        fleet: Path,
+        latency_ms: float,
+        throttle: tuple[float, float],
+        warm: bool = True,
+        faults: Path | None = None,
     ) -> None:
         self.fleet = fleet
+        self.faults = faults
         self.latency_ms = latency_ms
         self.throttle = throttle
         self.warm = warm
@@ -61,6 +68,8 @@ class EmulatorProcess:
         ]
         if self.warm:
             cmd.append("--warm")
+        if self.faults is not None:
+            cmd += ["--faults", str(self.faults)]
         started = time.perf_counter()
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None

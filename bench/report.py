@@ -66,9 +66,13 @@ def build_report(
     peers_bound_calls: int,
     command: str,
     max_concurrency: int | None = None,
+    throttle_bound_s: float = 0.0,
+    tags_fallback: bool = False,
 ) -> dict[str, Any]:
     minimum_total = sum(minimum.values())
-    critical_path_s = critical_path_calls * latency_ms / 1000
+    # The critical path: the slowest scope's chain of dependent calls, or what the token
+    # buckets allow if that is longer.
+    critical_path_s = max(critical_path_calls * latency_ms / 1000, throttle_bound_s)
     peers_bound_s = peers_bound_calls * latency_ms / 1000
     peers = cycles.get("peers")
     figures: dict[str, dict[str, Any]] = {}
@@ -171,7 +175,12 @@ def build_report(
             "startup_s": round(emulator_startup_s, 2),
         },
         "minimum_calls": {"by_operation": minimum, "total": minimum_total},
-        "critical_path": {"calls": critical_path_calls, "seconds": critical_path_s},
+        "critical_path": {
+            "calls": critical_path_calls,
+            "throttle_bound_s": round(throttle_bound_s, 3),
+            "seconds": critical_path_s,
+        },
+        "tags_fallback": tags_fallback,
         "peers_bound": {"calls": peers_bound_calls, "seconds": peers_bound_s},
         "max_concurrency": max_concurrency,
         "cycles": figures,
@@ -228,9 +237,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"machine: {m['cores']} cores ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, "
         f"load {m['load_before']} before / {m['load_after']} after",
         f"minimum calls {minimum['total']} {minimum['by_operation']}; "
-        f"critical path {path['calls']} calls = {path['seconds']:g} s; peers' zero-overhead "
+        f"critical path {path['calls']} calls (token buckets: >= {path['throttle_bound_s']:g} s) "
+        f"= {path['seconds']:g} s; peers' zero-overhead "
         f"bound {report['peers_bound']['calls']} calls = {report['peers_bound']['seconds']:g} s; "
-        f"aws_client.max_concurrency {report['max_concurrency'] or 'default'}",
+        f"aws_client.max_concurrency {report['max_concurrency'] or 'default'}"
+        + (
+            "; tag:GetResources denied (ListTagsForResource per proxy)"
+            if report["tags_fallback"]
+            else ""
+        ),
         "",
         "| | " + " | ".join(headings[n] for n in names) + " |",
         "| --- |" + " ---: |" * len(names),

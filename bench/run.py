@@ -30,6 +30,7 @@ from bench.shape import (
     minimum_calls,
     peers_bound_calls,
     scanner_config,
+    throttle_bound_s,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="aws_client.max_concurrency for our scanner (default: the product's default)",
+    )
+    p.add_argument(
+        "--tags-fallback",
+        action="store_true",
+        help="deny tag:GetResources, so tags come from one ListTagsForResource per proxy",
     )
     p.add_argument("--no-peers", action="store_true", help="skip the peers' baseline")
     p.add_argument("--peers-concurrency", type=int, default=5)
@@ -165,11 +171,18 @@ def main(argv: list[str] | None = None) -> int:
             args.profile.mkdir(parents=True, exist_ok=True)
             return ["--profile", str(args.profile / f"{name}.prof")]
 
+        faults_path = None
+        if args.tags_fallback:
+            faults_path = work / "faults.json"
+            faults_path.write_text(
+                json.dumps([{"operation": "GetResources", "code": "AccessDeniedException"}])
+            )
         with EmulatorProcess(
             fleet=fleet_path,
             latency_ms=args.latency_ms,
             throttle=(burst, rate),
             warm=not args.no_warm,
+            faults=faults_path,
         ) as emulator:
             print(f"emulator ready in {emulator.startup_s:.1f}s at {emulator.url}", flush=True)
             cycles: dict[str, dict[str, Any]] = {}
@@ -193,8 +206,12 @@ def main(argv: list[str] | None = None) -> int:
         machine=host,
         emulator_startup_s=emulator.startup_s,
         cycles=cycles,
-        minimum=minimum_calls(shape),
-        critical_path_calls=critical_path_calls(shape),
+        minimum=minimum_calls(shape, tags_fallback=args.tags_fallback),
+        critical_path_calls=critical_path_calls(shape, tags_fallback=args.tags_fallback),
+        throttle_bound_s=throttle_bound_s(
+            shape, burst=burst, rate=rate, tags_fallback=args.tags_fallback
+        ),
+        tags_fallback=args.tags_fallback,
         peers_bound_calls=peers_bound_calls(shape, args.peers_concurrency),
         max_concurrency=args.max_concurrency,
         command=" ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),

@@ -129,29 +129,51 @@ def scope_calls(shape: Shape) -> ScopeCalls:
     )
 
 
-def minimum_calls(shape: Shape) -> dict[str, int]:
+def minimum_calls(shape: Shape, *, tags_fallback: bool = False) -> dict[str, int]:
     """The fewest calls a complete cycle can make, by operation.
 
     The pages of proxies, endpoints and tags of every scope, plus one AssumeRole per role
-    (credentials cannot be had for less).
+    (credentials cannot be had for less). With `tags_fallback` (tag:GetResources denied), one
+    denied GetResources per scope, then one ListTagsForResource per proxy.
     """
     per = scope_calls(shape)
-    return {
+    calls = {
         "AssumeRole": shape.accounts,
         "DescribeDBProxies": per.proxies * shape.scopes,
         "DescribeDBProxyEndpoints": per.endpoints * shape.scopes,
         "GetResources": per.tags * shape.scopes,
     }
+    if tags_fallback:
+        calls["GetResources"] = shape.scopes
+        calls["ListTagsForResource"] = shape.proxies * shape.scopes
+    return calls
 
 
-def critical_path_calls(shape: Shape) -> int:
+def critical_path_calls(shape: Shape, *, tags_fallback: bool = False) -> int:
     """Dependent calls on the slowest scope's chain: AssumeRole, then the longest listing.
 
     The three listings of a scope do not depend on each other, and the pages of one listing
-    do (each needs the previous page's token).
+    do (each needs the previous page's token). In the fallback, the per-proxy tag calls wait
+    for every proxy page and for the denied GetResources, then go out together.
     """
     per = scope_calls(shape)
+    if tags_fallback:
+        return 1 + max(per.endpoints, max(per.proxies, 1) + 1)
     return 1 + max(per.proxies, per.endpoints, per.tags)
+
+
+def throttle_bound_s(
+    shape: Shape, *, burst: float, rate: float, tags_fallback: bool = False
+) -> float:
+    """The least time AWS's token buckets allow: the busiest bucket's calls past the burst,
+    at the refill rate. Zero while every (service, account, region) stays within its burst."""
+    per = scope_calls(shape)
+    rds = per.proxies + per.endpoints + (shape.proxies if tags_fallback else 0)
+    tagging = 1 if tags_fallback else per.tags
+    excess = max(rds, tagging) - burst
+    if excess <= 0:
+        return 0.0
+    return excess / rate if rate > 0 else float("inf")
 
 
 def peers_chain_calls(shape: Shape) -> int:

@@ -608,6 +608,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("aiobotocore").setLevel(logging.WARNING)
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    # A failed refresh of assumed-role credentials is logged there with a full traceback, on
+    # every call of every cycle; the scope's own failure line already names the error and fix.
+    logging.getLogger("aiobotocore.credentials").setLevel(logging.ERROR)
     try:
         return int(args.func(args))
     except ConfigError as exc:

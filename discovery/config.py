@@ -41,7 +41,14 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class ConfigError(Exception):
-    """A config that cannot be used. `str()` is the one line a user sees."""
+    """A config that cannot be used. `str()` is the one line a user sees.
+
+    A key or value quoted in the message may hold a newline or another control character;
+    those are shown escaped (`\\n`), so the message stays one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
 
 
 def parse_duration(value: object) -> float:
@@ -403,4 +410,7 @@ def read_config(path: str | Path) -> LoadedConfig:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{source}: broken YAML{where}: {problem}") from None
+    except RecursionError:
+        # PyYAML composes nested collections recursively: a few hundred levels exhaust it.
+        raise ConfigError(f"{source}: broken YAML: nested too deeply") from None
     return loaded_from_mapping(data, source=source)

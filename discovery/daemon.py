@@ -529,6 +529,7 @@ class Daemon:
                 return False
             if self._elector_error:
                 log.info("leader election started")
+                self._election_error = ""  # said by the line above
             self._elector_started, self._elector_error = True, ""
         if not leadership.is_leader and time.monotonic() < self._retry_after:
             # Not trying yet; only reconnecting, to know (and say) whether the database answers.
@@ -586,8 +587,10 @@ class Daemon:
                     election_interval(self._config),
                 )
         # The elector's trouble reaching its database, logged when it starts and when it ends
-        # (the elector itself says it only at debug level, once per try).
-        if error and error != self._election_error and not (was and not leading):
+        # (the elector itself says it only at debug level, once per try); not twice when the
+        # line about a failed start or a lost leadership already said it.
+        said = bool(self._elector_error) or bool(was and not leading)
+        if error and error != self._election_error and not said:
             log.warning(
                 "leader election cannot reach its database: %s; this replica does not lead "
                 "until it can",
@@ -868,19 +871,18 @@ class Daemon:
 
         metrics = self._metrics
         metrics.observe_cycle(result=result, duration=duration, finished_at=finished)
-        if not fenced:  # a fenced cycle's replica follows now: its gauges stay empty
-            metrics.observe_scopes(
-                [
-                    ScopeSample(
-                        account=s.account_id,
-                        region=s.region,
-                        up=s.ok,
-                        resources=s.resources,
-                        last_success=s.last_success,
-                    )
-                    for s in scopes
-                ]
-            )
+        metrics.observe_scopes(
+            [
+                ScopeSample(
+                    account=s.account_id,
+                    region=s.region,
+                    up=s.ok,
+                    resources=s.resources,
+                    last_success=s.last_success,
+                )
+                for s in scopes
+            ]
+        )
         if report is not None:
             metrics.observe_plan(
                 report.plan,
@@ -890,6 +892,10 @@ class Daemon:
             )
         if registry.reachable is not None:
             metrics.registry_up.set(1 if registry.reachable else 0)
+        if not self._leading:
+            # Lost the leadership during the cycle (fenced, or its apply had already gone
+            # through): a follower's last-cycle gauges stay empty, its counters stay counted.
+            metrics.observe_leadership(leading=False)
 
         outcome = CycleOutcome(
             cycle_id=cycle_id,

@@ -21,9 +21,10 @@ SHUTDOWN_TIMEOUT_S = 1.0
 
 INDEX = """rdsproxy discovery daemon
 /metrics  Prometheus metrics
-/healthz  200 while the process and its scheduler are alive
-/readyz   200 after the first completed cycle, 503 while the registry is unreachable
-/status   the last cycle as JSON
+/healthz  200 while the process, its scheduler and its leader election are alive
+/readyz   200 after the first completed cycle (a follower: once its election and the registry
+          answer), 503 while the registry or the leader election's database is unreachable
+/status   the role (leader or follower) and the last cycle as JSON
 """
 
 

@@ -17,6 +17,7 @@ from bench.shape import (
     minimum_calls,
     peers_bound_calls,
     peers_calls,
+    throttle_bound_s,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,14 @@ def test_the_peers_pattern_caps_pages_at_ten() -> None:
     assert minimum_calls(big)["DescribeDBProxies"] == 15
     assert peers_calls(big)["DescribeDBProxies"] == 10
     assert peers_calls(big)["ListTagsForResource"] == 1000  # what lies beyond is never seen
+
+
+def test_the_token_buckets_bound_the_tag_fallback_of_a_big_region() -> None:
+    assert throttle_bound_s(MEDIUM, burst=300, rate=12) == 0  # 4 calls per bucket
+    big = Shape(accounts=1, regions=1, proxies=1000, endpoints=0)
+    assert minimum_calls(big, tags_fallback=True)["ListTagsForResource"] == 1000
+    # 10 proxy pages + 10 endpoint pages + 1000 tag calls in one bucket: 720 past the burst
+    assert throttle_bound_s(big, burst=300, rate=12, tags_fallback=True) == 60.0
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +92,34 @@ def test_run_with_a_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
     path.write_text(yaml.safe_dump({**MINIMAL, "poll_jitter": "later"}))
     assert main(["run", "--config", str(path)]) == EXIT_CONFIG
     assert "poll_jitter" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("dsn", "message"),
+    [
+        ("", "registry.dsn: backend postgres needs a DSN"),
+        (
+            "host='db",
+            "registry.dsn (or $DISCOVERY_REGISTRY_DSN): the PostgreSQL DSN is not a valid",
+        ),
+    ],
+    ids=["no-dsn", "malformed-dsn"],
+)
+def test_run_with_postgres_and_no_usable_dsn_exits_2_before_starting(
+    tmp_path: Path, dsn: str, message: str
+) -> None:
+    path = tmp_path / "discovery.yaml"
+    path.write_text(yaml.safe_dump({**MINIMAL, "registry": {"backend": "postgres"}}))
+    env = {**os.environ, "DISCOVERY_REGISTRY_DSN": dsn}
+    # A subprocess with a deadline: a daemon that started after all must not hang the suite.
+    done = subprocess.run(
+        [sys.executable, "-m", "discovery", "run", "--config", str(path), "--listen", ":0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == EXIT_CONFIG, done.stderr
+    assert message in done.stderr and str(path) in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -128,6 +128,36 @@ def test_the_last_cycle_sets_the_gauges() -> None:
     assert value("discovery_changes_applied_total", {"action": "create"}) == 1
 
 
+def test_a_follower_exports_no_last_cycle_values_and_keeps_its_counters() -> None:
+    metrics = populated()  # the leader's last cycle: a withheld delete, a scope down, ...
+    metrics.observe_leadership(leading=True)
+    value = metrics.registry.get_sample_value
+    assert value("discovery_leader") == 1
+    assert value("discovery_changes_withheld", {"reason": "delete-guard"}) == 2
+
+    metrics.observe_leadership(leading=False)  # lost the leadership: another replica leads
+    assert value("discovery_leader") == 0
+    for reason in ("delete-guard", "conflict", "scope-failed"):
+        assert value("discovery_changes_withheld", {"reason": reason}) == 0
+    assert value("discovery_skipped_items", {"reason": "tls-disabled"}) == 0
+    assert value("discovery_owned_resources") == 0
+    assert value("discovery_conflicts") == 0
+    assert value("discovery_scope_up", {"account": "unknown", "region": "eu-west-1"}) is None
+    assert (
+        value("discovery_resources_discovered", {"account": "111111111111", "region": "us-east-1"})
+        is None
+    )
+    # What happened stays counted, and when the last success was stays known.
+    assert value("discovery_changes_applied_total", {"action": "create"}) == 1
+    assert value("discovery_cycles_total", {"result": "partial"}) == 1
+    assert value("discovery_last_success_timestamp_seconds") == 1_700_000_000.0
+
+    # A fenced cycle counts, but is no success.
+    metrics.observe_cycle(result="fenced", duration=0.2, finished_at=1_900_000_000.0)
+    assert value("discovery_cycles_total", {"result": "fenced"}) == 1
+    assert value("discovery_last_success_timestamp_seconds") == 1_700_000_000.0
+
+
 def test_scope_series_follow_the_config_and_merge_matchers() -> None:
     metrics = Metrics()
     metrics.observe_scopes(

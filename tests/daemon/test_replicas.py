@@ -295,3 +295,34 @@ def test_a_leader_whose_connection_is_terminated_stops_writing_and_a_follower_ta
     assert "no longer the leader of discovery group" in log
     assert "cycle fenced: " in log
     assert "Traceback" not in log
+
+
+# --- no database ----------------------------------------------------------------------------
+
+
+def test_a_replica_that_cannot_reach_its_database_stays_up_unready_and_says_why(
+    daemons: Daemons, fleet: dict[str, Any], group: str
+) -> None:
+    # Nothing listens on port 1: every connection is refused at once. No PostgreSQL needed.
+    unreachable = "host=127.0.0.1 port=1 dbname=discovery user=discovery password=s3cret-pw"
+    [replica] = start_replicas(daemons, unreachable, group, count=1)
+
+    def says_why() -> str | None:
+        replica.assert_running()
+        code, body, _ = replica.get("/readyz")
+        return body if code == 503 and "cannot reach PostgreSQL" in body else None
+
+    body = wait_until(says_why, timeout=30, what="/readyz to say why it is not ready")
+    assert "127.0.0.1:1" in body and "s3cret-pw" not in body
+    assert replica.get("/healthz")[0] == 200  # alive: it retries, it does not exit
+    status = replica.status()
+    assert status["role"] == "follower" and status["ready"] is False
+    assert "cannot reach PostgreSQL" in status["leadership"]["last_error"]
+    metrics = replica.scrape()
+    assert metrics.value("discovery_leader") == 0
+    assert sum(cycles_total(replica).values()) == 0
+    replica.send(signal.SIGTERM)
+    assert replica.wait_exit(timeout=15) == 0
+    log = replica.log()
+    assert log.count("leader election cannot start") == 1  # said once, not at every retry
+    assert "s3cret-pw" not in log and "Traceback" not in log

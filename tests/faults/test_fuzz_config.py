@@ -1,0 +1,287 @@
+"""Fuzzing the config loader: whatever the document, the result is a `Config` or a
+`ConfigError` with one line naming what is wrong; never another exception. Through the CLI,
+a bad document exits 2 with that one line and no traceback.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from discovery.config import Config, ConfigError, config_from_mapping, read_config
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(alphabet=st.characters(exclude_categories=()), max_size=30),
+    st.dates(),
+    st.datetimes(),
+    st.binary(max_size=8),
+)
+keys = st.one_of(st.text(max_size=15), st.integers(-3, 3), st.booleans(), st.none())
+anything = st.recursive(
+    scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(keys, children, max_size=4),
+    ),
+    max_leaves=25,
+)
+
+
+def sometimes(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly a valid value, sometimes anything: near-valid documents reach deep validators."""
+    return st.one_of(valid, valid, anything)
+
+
+durations = st.one_of(
+    st.sampled_from(["30s", "5m", "1h", "1m30s", "0s", "250ms", "-1s", "5 m", "1.5h", "0"]),
+    st.integers(-5, 10**6),
+)
+regions = st.lists(
+    st.one_of(
+        st.sampled_from(["us-east-1", "eu-west-1", "*", "us-gov-west-1", "EU-WEST-1"]),
+        st.text(max_size=12),
+    ),
+    max_size=3,
+)
+selector_values = st.one_of(
+    st.sampled_from(["*", "prod", "db-*", "^p.*$", "^(unclosed$", "[", ""]),
+    st.lists(st.sampled_from(["*", "a", "^x[$", ""]), max_size=3),
+)
+matchers = st.fixed_dictionaries(
+    {
+        "types": sometimes(st.lists(st.sampled_from(["rdsproxy", "rds", "ec2", ""]), max_size=3)),
+        "regions": sometimes(regions),
+    },
+    optional={
+        "tags": sometimes(st.dictionaries(st.text(max_size=10), selector_values, max_size=3)),
+        "assume_role_arn": sometimes(
+            st.sampled_from(
+                ["arn:aws:iam::123456789012:role/discovery", "arn:aws:iam::1:role/x", "", "role"]
+            )
+        ),
+        "external_id": sometimes(st.sampled_from(["ext", "", "x" * 2000])),
+        "unknown": anything,
+    },
+)
+configs = st.fixed_dictionaries(
+    {
+        "discovery_group": sometimes(st.sampled_from(["prod", "a" * 64, "bad group", "-x", ""])),
+        "aws": sometimes(st.lists(matchers, max_size=3)),
+    },
+    optional={
+        "poll_interval": sometimes(durations),
+        "poll_jitter": sometimes(durations),
+        "registry": sometimes(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "backend": st.sampled_from(["sqlite", "postgres", "mysql"]),
+                    "path": st.text(max_size=20),
+                    "dsn": st.sampled_from(["", "host=x", "postgresql://u@h/db", "no = = dsn"]),
+                    "dsn_env": st.sampled_from(["DISCOVERY_REGISTRY_DSN", "1BAD", ""]),
+                },
+            )
+        ),
+        "safety": sometimes(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "policy": st.sampled_from(["sync", "upsert-only", "create-only", "delete"]),
+                    "max_delete_fraction": st.one_of(st.floats(), st.integers(-2, 2)),
+                },
+            )
+        ),
+        "server": sometimes(
+            st.fixed_dictionaries(
+                {}, optional={"listen": st.sampled_from([":9464", "[::1]:1", "host", "a:99999"])}
+            )
+        ),
+        "aws_client": sometimes(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "read_timeout": durations,
+                    "connect_timeout": durations,
+                    "max_attempts": st.integers(-1, 30),
+                    "max_concurrency": st.integers(-1, 2000),
+                },
+            )
+        ),
+        "typo_key": anything,
+    },
+)
+teleport_documents = st.fixed_dictionaries(
+    {"version": sometimes(st.sampled_from(["v3", "v2"]))},
+    optional={
+        "teleport": sometimes(st.fixed_dictionaries({}, optional={"nodename": st.text()})),
+        "auth_service": anything,
+        "discovery_service": sometimes(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "enabled": st.booleans(),
+                    "discovery_group": sometimes(st.just("prod")),
+                    "poll_interval": sometimes(durations),
+                    "aws": sometimes(
+                        st.lists(
+                            st.one_of(
+                                matchers,
+                                st.fixed_dictionaries(
+                                    {
+                                        "types": st.just(["ec2"]),
+                                        "regions": st.just(["us-east-1"]),
+                                    },
+                                    optional={"install": anything, "ssm": anything},
+                                ),
+                            ),
+                            max_size=3,
+                        )
+                    ),
+                    "azure": anything,
+                    "gcp": anything,
+                    "kubernetes": anything,
+                },
+            )
+        ),
+    },
+)
+documents = st.one_of(configs, teleport_documents, anything)
+
+
+def load(document: object) -> Config | str:
+    """The config, or the ConfigError's message; any other exception fails the test."""
+    try:
+        return config_from_mapping(document, source="fuzz.yaml")
+    except ConfigError as exc:
+        return str(exc)
+
+
+def assert_one_line(message: str) -> None:
+    assert message.startswith("fuzz.yaml"), message
+    assert "\n" not in message and message.strip() == message, repr(message)
+
+
+@SETTINGS
+@given(document=documents)
+@example(document={"discovery_group": "prod", "aws": [{"types": ["rdsproxy"], "regions": [1]}]})
+@example(document={1: 2})
+@example(document={None: "x", "discovery_group": "p", "aws": []})
+@example(
+    document={
+        "discovery_group": "p",
+        "aws": [{"types": ["rdsproxy"], "regions": ["us-east-1"], "tags": {"k": ["^(x$"]}}],
+    }
+)
+@example(
+    document={
+        "discovery_group": "p",
+        "aws": [{"types": ["rdsproxy"], "regions": ["us-east-1"], "tags": {1: "x"}}],
+    }
+)
+@example(
+    document={"discovery_group": "p", "aws": [{"types": ["rdsproxy"], "regions": ["us-east-1\n"]}]}
+)
+def test_any_mapping_gives_a_config_or_a_config_error(document: object) -> None:
+    loaded = load(document)
+    if isinstance(loaded, str):
+        assert_one_line(loaded)
+        return
+    # What was accepted is usable: at least one scope, valid regions, a valid group.
+    assert loaded.aws and all(m.regions for m in loaded.aws)
+    assert all(r == r.strip() and "\n" not in r for m in loaded.aws for r in m.regions)
+    assert "\n" not in loaded.discovery_group
+
+
+def dump(document: object) -> str:
+    try:
+        return yaml.safe_dump(document, allow_unicode=True)
+    except yaml.YAMLError:
+        return yaml.dump(document)  # tuples, bytes...: still YAML, with tags safe_load refuses
+
+
+@SETTINGS
+@given(
+    text=st.one_of(
+        st.text(alphabet=st.characters(exclude_categories=()), max_size=200), documents.map(dump)
+    )
+)
+@example(text="a: [1, 2\n")
+@example(text="- !!python/object:os.system {}\n")
+@example(text="? [a, b]\n: c\n")
+@example(text="[" * 2000)
+@example(text="&a [*a]")
+@example(text="\ufeffdiscovery_group: p\n")
+@example(text="a: 1\na: 2\n")
+def test_any_file_gives_a_config_or_a_config_error(text: str) -> None:
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".yaml", encoding="utf-8", errors="surrogatepass", delete=False
+    ) as f:
+        f.write(text)
+    path = Path(f.name)
+    try:
+        read_config(path)
+    except ConfigError as exc:
+        message = str(exc)
+        assert message.startswith(str(path)) and "\n" not in message, repr(message)
+    finally:
+        path.unlink()
+
+
+def validate(text: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    config = workdir / "discovery.yaml"
+    config.write_text(text, encoding="utf-8", errors="surrogatepass")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DISCOVERY_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "discovery", "validate", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+        timeout=60,
+    )
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(document=st.one_of(configs, teleport_documents))
+@example(
+    document={
+        "discovery_group": "prod",
+        "aws": [{"types": ["rdsproxy"], "regions": ["us-east-1"]}],
+        "aws_client": {"read_timeout": "0s"},
+    }
+)
+def test_the_cli_exits_2_with_one_line(document: dict[str, Any], tmp_path: Path) -> None:
+    done = validate(dump(document), tmp_path)
+    assert "Traceback" not in done.stderr, done.stderr
+    if done.returncode == 0:
+        assert isinstance(load(document), Config)
+        return
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("discovery: config error: ")]
+    assert len(errors) == 1, done.stderr
+    assert str(tmp_path / "discovery.yaml") in errors[0]
+
+
+def test_a_date_in_the_config_is_named_not_crashed_on() -> None:
+    message = load({"discovery_group": datetime.date(2024, 1, 1), "aws": []})
+    assert isinstance(message, str) and "discovery_group" in message
