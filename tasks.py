@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Set-up and checks with nothing but python3: `python3 tasks.py demo` and `python3 tasks.py test`.
 
+`python3 tasks.py soak [args]` runs the fault soak (`python -m tests.faults.soak`, see
+docs/RELIABILITY.md; not part of `test`), e.g. `--cycles 1000 --backend postgres`.
+
 `python3 tasks.py bench [args]` runs the fleet-scale benchmark (`python -m bench`, see
 bench/RESULTS.md); arguments pass through, e.g. `--accounts 2 --no-peers`.
 
@@ -103,9 +106,10 @@ def test(extra: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test", "bench", "setup"}:
+    if not argv or argv[0] not in {"demo", "test", "bench", "soak", "setup"}:
         print(
-            "usage: python3 tasks.py demo | test [pytest args] | bench [bench args] | setup",
+            "usage: python3 tasks.py demo | test [pytest args] | bench [bench args] "
+            "| soak [soak args] | setup",
             file=sys.stderr,
         )
         return 2
@@ -116,6 +120,8 @@ def main(argv: list[str]) -> int:
         return test(argv[1:])
     if argv[0] == "bench":
         return run(PY, "-m", "bench", *argv[1:], check=False)
+    if argv[0] == "soak":
+        return run(PY, "-m", "tests.faults.soak", *argv[1:], check=False)
     return 0
 
 

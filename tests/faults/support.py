@@ -445,7 +445,6 @@ class World:
         self,
         *flags: str,
         env: Mapping[str, str] | None = None,
-        user: int | None = None,
         timeout: float = 120,
     ) -> Result:
         cmd = [sys.executable, "-m", "discovery", "scan", "--output", "json", *flags]
@@ -457,9 +456,6 @@ class World:
             env=client_env(self.emulator, env),
             cwd=self.workdir,
             timeout=timeout,
-            user=user,
-            group=user,
-            extra_groups=[] if user is not None else None,
         )
         result = Result(proc.returncode, proc.stdout, proc.stderr)
         assert "Traceback" not in result.stderr, result.stderr

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -285,3 +286,29 @@ def test_the_cli_exits_2_with_one_line(document: dict[str, Any], tmp_path: Path)
 def test_a_date_in_the_config_is_named_not_crashed_on() -> None:
     message = load({"discovery_group": datetime.date(2024, 1, 1), "aws": []})
     assert isinstance(message, str) and "discovery_group" in message
+
+
+BASE = {"discovery_group": "p", "aws": [{"types": ["rdsproxy"], "regions": ["us-east-1"]}]}
+
+
+def test_aws_client_defaults_and_values() -> None:
+    defaults = config_from_mapping(BASE).aws_client
+    assert (defaults.read_timeout, defaults.connect_timeout) == (30.0, 5.0)
+    assert (defaults.max_attempts, defaults.max_concurrency) == (6, 64)
+    set_ = config_from_mapping({**BASE, "aws_client": {"read_timeout": "1m30s", "max_attempts": 2}})
+    assert (set_.aws_client.read_timeout, set_.aws_client.max_attempts) == (90.0, 2)
+
+
+@pytest.mark.parametrize(
+    ("aws_client", "path"),
+    [
+        ({"read_timeout": "0s"}, "aws_client.read_timeout"),
+        ({"connect_timeout": "soon"}, "aws_client.connect_timeout"),
+        ({"max_attempts": 0}, "aws_client.max_attempts"),
+        ({"max_concurrency": 5000}, "aws_client.max_concurrency"),
+        ({"retries": 3}, "aws_client.retries"),
+    ],
+)
+def test_bad_aws_client_settings_name_their_key(aws_client: dict[str, Any], path: str) -> None:
+    message = load({**BASE, "aws_client": aws_client})
+    assert isinstance(message, str) and f": {path}: " in message, message

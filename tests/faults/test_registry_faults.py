@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import multiprocessing
 import os
 import resource
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -86,6 +88,10 @@ def test_sqlite_locked_longer_than_the_busy_timeout(world: World) -> None:
 
 
 def test_sqlite_locked_briefly_waits_and_applies(world: World) -> None:
+    """The lock is held until the scan has fetched everything and waits to apply, then
+    released: the apply goes through within the busy timeout."""
+    before = world.snapshot()
+    world.emulator.reset_stats()
     holder = hold_lock(world.workdir / "registry.db")
     try:
         scan = subprocess.Popen(
@@ -105,8 +111,16 @@ def test_sqlite_locked_briefly_waits_and_applies(world: World) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(2.5)  # the scan fetches and plans meanwhile, then waits for the lock
+
+        def fetched() -> bool:  # every scope's last listing answered: the plan comes next
+            assert scan.poll() is None, scan.communicate()
+            stats = world.emulator.stats()["by_operation"]
+            return stats.get("DescribeDBProxyEndpoints", {}).get("ok", 0) >= 5
+
+        wait_until(fetched, timeout=60, what="the scan to fetch every scope")
+        time.sleep(1.0)  # the scan plans and then waits on the lock (10 s busy timeout)
         assert scan.poll() is None, "the scan did not wait for the lock"
+        assert world.snapshot() == before
     finally:
         release(holder)
     out, err = scan.communicate(timeout=60)
@@ -137,7 +151,7 @@ def shared_world(clean_emulator: EmulatorThread) -> Iterator[World]:
         directory.chmod(0o755)
         for child in directory.iterdir():
             child.chmod(0o644)
-        subprocess.run(["rm", "-rf", str(directory)], check=True)
+        shutil.rmtree(directory)
 
 
 def _scan_unprivileged(world: World, out: Path, err: Path) -> None:
@@ -145,9 +159,10 @@ def _scan_unprivileged(world: World, out: Path, err: Path) -> None:
 
     Python itself lives under /root here, which `nobody` may not read: so no exec, a fork.
     """
-    with out.open("w") as stdout, err.open("w") as stderr:
-        os.dup2(stdout.fileno(), 1)
-        os.dup2(stderr.fileno(), 2)
+    # pytest's capture replaced sys.stdout/stderr and the root logger's handlers: undo both
+    sys.stdout = out.open("w")
+    sys.stderr = err.open("w")
+    logging.root.handlers.clear()
     code = 1
     try:
         os.environ.clear()
