@@ -43,7 +43,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from discovery import __version__
-from discovery.aws import AWSSource, ProxySource
+from discovery.aws import AWSSettings, AWSSource, ProxySource
 from discovery.config import Config, ConfigError, load_config, parse_listen
 from discovery.cycle import CycleReport, expand_scopes, run_cycle
 from discovery.leader import AlwaysLeader, Leadership, leadership_for
@@ -1122,8 +1122,12 @@ async def run_daemon(
     metrics = Metrics()
     host, port = parse_listen(listen)
     loop = asyncio.get_running_loop()
+    # One source for the daemon's life: sessions and clients are reused across cycles, so the
+    # aws_client settings take effect at start (a SIGHUP reload does not rebuild the clients).
     async with AWSSource(
-        on_call=metrics.observe_call, on_throttle=metrics.observe_throttle
+        settings=AWSSettings.from_config(config.aws_client),
+        on_call=metrics.observe_call,
+        on_throttle=metrics.observe_throttle,
     ) as source:
         daemon = Daemon(
             config=config,
