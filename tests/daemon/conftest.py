@@ -14,7 +14,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from discovery.emulator import EmulatorThread
 from discovery.registry.sqlite import SQLiteRegistry
+from tests.tools import wait_until
 
 ACCOUNT_A = "111111111111"
 ACCOUNT_B = "222222222222"
@@ -104,20 +104,6 @@ def fleet_names(fleet: dict[str, Any]) -> set[str]:
                 for e in p["endpoints"]:
                     names.add(resource_name(f"{p['name']}-{e['name']}", region, account["id"]))
     return names
-
-
-def wait_until(
-    check: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.1
-) -> T:
-    """Poll `check` until it returns something truthy; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 class Metrics:

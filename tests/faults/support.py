@@ -24,9 +24,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,6 +49,7 @@ from discovery.model import (
 )
 from discovery.registry.base import Changes, Registry
 from discovery.registry.sqlite import SQLiteRegistry
+from tests.tools import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP = "faults"
@@ -585,17 +585,3 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.terminate()
         return self.proc.wait(timeout=30)
-
-
-def wait_until(
-    check: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.05
-) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
