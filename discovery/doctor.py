@@ -270,16 +270,7 @@ class Doctor:
             self.on_check(check)
 
     def _fail(self, check: str, subject: str, detail: str, code: str, fix: str = "") -> None:
-        self._emit(
-            Check(
-                check=check,
-                status=Status.FAIL,
-                subject=subject,
-                detail=detail,
-                code=code,
-                fix=fix or FIXES[code],
-            )
-        )
+        self._emit(self._failure(check, subject, detail, code, fix))
 
     async def run(self) -> tuple[Check, ...]:
         async with self._stack:
