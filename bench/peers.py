@@ -18,9 +18,9 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
-from discovery.config import Config
-from discovery.cycle import expand_scopes
-from discovery.model import Scope
+from discovery.core.config import Config
+from discovery.core.model import Scope
+from discovery.reconcile.cycle import expand_scopes
 
 MAX_PAGES = 10
 PAGE_SIZE = 100

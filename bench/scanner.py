@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from discovery.aws import AWSSettings, AWSSource
-from discovery.cli import open_registry
-from discovery.config import load_config
-from discovery.cycle import run_cycle
-from discovery.model import Changes, StoredResource
+from discovery.aws.source import AWSSettings, AWSSource
+from discovery.cli.main import open_registry
+from discovery.core.config import load_config
+from discovery.core.model import Changes, StoredResource
+from discovery.reconcile.cycle import run_cycle
 from discovery.registry.base import Registry
 
 

@@ -1,5 +1,5 @@
 import sys
 
-from discovery.cli import main
+from discovery.cli.main import main
 
 sys.exit(main())

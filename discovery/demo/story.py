@@ -19,11 +19,11 @@ from typing import Any, TextIO
 
 import yaml
 
-from discovery.config import load_config
-from discovery.cycle import CycleReport
-from discovery.model import is_owned
+from discovery.core.config import load_config
+from discovery.core.model import is_owned
+from discovery.output.report import render_text
+from discovery.reconcile.cycle import CycleReport
 from discovery.registry.sqlite import SQLiteRegistry
-from discovery.report import render_text
 
 HERE = Path(__file__).resolve().parent
 FLEET = HERE / "fleet.yaml"
@@ -109,7 +109,7 @@ def run_demo(*, workdir: str | None, stdout: TextIO) -> int:
 
 
 def _story(*, workdir: str | None, stdout: TextIO) -> None:
-    from discovery.cli import scan
+    from discovery.cli.main import scan
     from discovery.emulator import EmulatorThread, load_fleet
 
     def say(text: str = "") -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 # Changes and Update are plain values of the core; re-exported here for backends.
-from discovery.model import Changes, StoredResource, Update
+from discovery.core.model import Changes, StoredResource, Update
 
 __all__ = [
     "PAUSE_BEFORE_COMMIT_ENV",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from discovery.model import Resource, StoredResource
+from discovery.core.model import Resource, StoredResource
 from discovery.registry.base import Changes, Registry, RegistryError, Update
 
 __all__ = ["CopyResult", "TargetNotEmpty", "copy_registry", "mirror_changes"]

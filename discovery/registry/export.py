@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from discovery.model import Resource
+from discovery.core.model import Resource
 
 __all__ = ["export_json", "export_yaml"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from discovery.model import Resource, StoredResource
+from discovery.core.model import Resource, StoredResource
 from discovery.registry.base import Changes, RegistryConflict, RegistryError
 
 __all__ = ["MemoryRegistry"]

@@ -45,7 +45,7 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from discovery.model import Resource, StoredResource
+from discovery.core.model import Resource, StoredResource
 from discovery.registry.base import (
     PAUSE_BEFORE_COMMIT_ENV,
     Changes,

@@ -34,7 +34,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar
 
-from discovery.model import Resource, StoredResource
+from discovery.core.model import Resource, StoredResource
 from discovery.registry.base import (
     Changes,
     RegistryConflict,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from discovery.aws import AWSSettings, AWSSource, FetchError
+from discovery.aws.source import AWSSettings, AWSSource, FetchError
+from discovery.core.model import Scope
 from discovery.emulator import EmulatorThread
-from discovery.model import Scope
 
 ACCOUNT = "111111111111"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/discovery"

@@ -12,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from discovery.config import Config, ConfigError, config_from_mapping, load_config, parse_duration
-from discovery.convert import Matching, convert_proxies, selector_matches
-from discovery.model import Proxy
+from discovery.core.config import (
+    Config,
+    ConfigError,
+    config_from_mapping,
+    load_config,
+    parse_duration,
+)
+from discovery.core.convert import Matching, convert_proxies, selector_matches
+from discovery.core.model import Proxy
 
 MINIMAL = """\
 discovery_group: prod

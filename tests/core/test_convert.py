@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from discovery.convert import (
+from discovery.core.convert import (
     Converted,
     Matching,
     convert_proxies,
@@ -21,7 +21,7 @@ from discovery.convert import (
     tags_to_labels,
     value_matches,
 )
-from discovery.model import Proxy, ProxyEndpoint, Resource
+from discovery.core.model import Proxy, ProxyEndpoint, Resource
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

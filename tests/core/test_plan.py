@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from discovery.model import AWSInfo, Resource, Scope, ScopeResult, StoredResource
-from discovery.plan import Plan, make_plan
+from discovery.core.model import AWSInfo, Resource, Scope, ScopeResult, StoredResource
+from discovery.core.plan import Plan, make_plan
 
 GROUP = "prod"
 A1 = "111111111111"

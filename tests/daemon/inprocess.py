@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from discovery.aws import FetchedScope
-from discovery.config import Config, config_from_mapping
-from discovery.leader import Leadership
-from discovery.metrics import Metrics
-from discovery.model import Changes, Proxy, Scope
+from discovery.aws.source import FetchedScope
+from discovery.core.config import Config, config_from_mapping
+from discovery.core.model import Changes, Proxy, Scope
+from discovery.output.metrics import Metrics
 from discovery.registry.base import Registry, RegistryConflict, RegistryError
+from discovery.registry.leader import Leadership
 from discovery.registry.memory import MemoryRegistry
 
 ACCOUNT = "111111111111"

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from discovery.aws import AWSSource, FetchError
+from discovery.aws.source import AWSSource, FetchError
+from discovery.core.model import Scope
 from discovery.emulator import EmulatorThread
-from discovery.metrics import Metrics
-from discovery.model import Scope
+from discovery.output.metrics import Metrics
 from tests.daemon.conftest import ACCOUNT_A, EXTERNAL_ID_A, base_fleet
 
 ROLE_A = f"arn:aws:iam::{ACCOUNT_A}:role/discovery"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from discovery.cli import EXIT_CONFIG, main
-from discovery.config import ConfigError, config_from_mapping, parse_listen
+from discovery.cli.main import EXIT_CONFIG, main
+from discovery.core.config import ConfigError, config_from_mapping, parse_listen
 
 MINIMAL: dict[str, Any] = {
     "discovery_group": "g",

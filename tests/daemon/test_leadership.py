@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 import yaml
 
-import discovery.daemon
-from discovery.config import Config
-from discovery.daemon import JOB_ID, Daemon, election_interval
-from discovery.leader import Leadership
-from discovery.logs import Redactor
-from discovery.metrics import Metrics
+import discovery.daemon.daemon
+from discovery.core.config import Config
+from discovery.daemon.daemon import JOB_ID, Daemon, election_interval
+from discovery.output.logs import Redactor
+from discovery.output.metrics import Metrics
 from discovery.registry.base import Registry
+from discovery.registry.leader import Leadership
 from discovery.registry.memory import MemoryRegistry
 from tests.daemon.inprocess import (
     ROLE,
@@ -46,7 +46,7 @@ STEP_S = 0.05
 
 @pytest.fixture(autouse=True)
 def fast_election(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(discovery.daemon, "ELECTION_INTERVAL_MAX_S", STEP_S)
+    monkeypatch.setattr(discovery.daemon.daemon, "ELECTION_INTERVAL_MAX_S", STEP_S)
 
 
 @pytest.fixture
@@ -193,7 +193,7 @@ async def test_a_leader_that_loses_its_lock_mid_fetch_stops_the_cycle_fenced(
     assert daemon._scheduler is not None
     daemon._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
     await asyncio.wait_for(source.fetching.wait(), timeout=10)
-    caplog.set_level(logging.INFO, logger="discovery.daemon")
+    caplog.set_level(logging.INFO, logger="discovery.daemon.daemon")
     lock.holder = object()
 
     await eventually(
@@ -231,7 +231,7 @@ async def test_a_leader_that_loses_its_lock_mid_fetch_stops_the_cycle_fenced(
 async def test_an_apply_refused_by_the_fence_is_a_fenced_cycle_and_writes_nothing(
     running: Callable[..., Awaitable[Daemon]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="discovery.daemon")
+    caplog.set_level(logging.INFO, logger="discovery.daemon.daemon")
     lock = Lock()
     leadership = FakeLeadership(lock)
     registry = FencedRegistry(leadership)
@@ -290,7 +290,7 @@ async def test_a_conflict_while_still_leading_is_an_error_not_fenced(
 async def test_a_replica_that_lost_the_lock_lets_a_follower_take_it_first(
     running: Callable[..., Awaitable[Daemon]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(discovery.daemon, "ELECTION_INTERVAL_MAX_S", 0.5)
+    monkeypatch.setattr(discovery.daemon.daemon, "ELECTION_INTERVAL_MAX_S", 0.5)
     lock = Lock()
     leadership = FakeLeadership(lock)
     metrics = Metrics()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from discovery.logs import (
+from discovery.output.logs import (
     REDACTED,
     JsonFormatter,
     Redactor,

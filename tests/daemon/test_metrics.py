@@ -7,9 +7,9 @@ import subprocess
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from discovery.metrics import Metrics, ScopeSample
-from discovery.model import AWSInfo, Resource, StoredResource
-from discovery.plan import Plan, Withheld
+from discovery.core.model import AWSInfo, Resource, StoredResource
+from discovery.core.plan import Plan, Withheld
+from discovery.output.metrics import Metrics, ScopeSample
 from tests.tools import ROOT, promtool
 
 

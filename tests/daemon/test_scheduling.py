@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
-from discovery.config import Config
-from discovery.daemon import JOB_ID, Daemon, GuardedRegistry, RegistryOpener, make_trigger
-from discovery.leader import AlwaysLeader, Leadership
-from discovery.logs import Redactor
-from discovery.metrics import Metrics
-from discovery.model import Changes
+from discovery.core.config import Config
+from discovery.core.model import Changes
+from discovery.daemon.daemon import JOB_ID, Daemon, GuardedRegistry, RegistryOpener, make_trigger
+from discovery.output.logs import Redactor
+from discovery.output.metrics import Metrics
 from discovery.registry.base import Registry, RegistryError
+from discovery.registry.leader import AlwaysLeader, Leadership
 from discovery.registry.memory import MemoryRegistry
 from tests.daemon.inprocess import (
     ACCOUNT,
@@ -148,7 +148,7 @@ async def test_stop_lets_a_started_apply_finish(
 async def test_a_cancelled_cycle_never_abandons_its_apply() -> None:
     inner = SlowApplyRegistry(seconds=0.3)
     guarded = GuardedRegistry(inner)
-    from discovery.model import AWSInfo, Resource
+    from discovery.core.model import AWSInfo, Resource
 
     resource = Resource(
         name="r",

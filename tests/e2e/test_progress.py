@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from discovery.cli import Progress
-from discovery.model import Scope, ScopeResult
+from discovery.cli.main import Progress
+from discovery.core.model import Scope, ScopeResult
 
 
 class Terminal(io.StringIO):

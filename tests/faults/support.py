@@ -32,14 +32,10 @@ from typing import Any, TypeVar
 
 import yaml
 
-from discovery.aws import assemble_proxies
-from discovery.config import config_from_mapping
-from discovery.convert import Matching, convert_proxies
-from discovery.cycle import expand_scopes
-from discovery.emulator import EmulatorThread
-from discovery.emulator.fleet import parse_fleet
-from discovery.emulator.state import FleetIndex
-from discovery.model import (
+from discovery.aws.source import assemble_proxies
+from discovery.core.config import config_from_mapping
+from discovery.core.convert import Matching, convert_proxies
+from discovery.core.model import (
     LABEL_DISCOVERY_GROUP,
     LABEL_ORIGIN,
     AWSInfo,
@@ -47,6 +43,10 @@ from discovery.model import (
     StoredResource,
     is_owned,
 )
+from discovery.emulator import EmulatorThread
+from discovery.emulator.fleet import parse_fleet
+from discovery.emulator.state import FleetIndex
+from discovery.reconcile.cycle import expand_scopes
 from discovery.registry.base import Changes, Registry
 from discovery.registry.sqlite import SQLiteRegistry
 from tests.tools import wait_until

@@ -23,10 +23,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from discovery.aws import assemble_proxies
-from discovery.convert import Matching, convert_proxies
-from discovery.model import Resource, Scope, ScopeResult, is_owned
-from discovery.plan import make_plan
+from discovery.aws.source import assemble_proxies
+from discovery.core.convert import Matching, convert_proxies
+from discovery.core.model import Resource, Scope, ScopeResult, is_owned
+from discovery.core.plan import make_plan
 from discovery.registry.base import Changes
 from discovery.registry.sqlite import SQLiteRegistry
 from tests.faults.support import (

@@ -18,7 +18,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from discovery.config import Config, ConfigError, config_from_mapping, read_config
+from discovery.core.config import Config, ConfigError, config_from_mapping, read_config
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

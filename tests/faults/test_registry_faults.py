@@ -172,7 +172,7 @@ def _scan_unprivileged(world: World, out: Path, err: Path) -> None:
             os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
-        from discovery.cli import main
+        from discovery.cli.main import main
 
         code = main(["scan", "--output", "json", "--config", str(world.config_path)])
     finally:

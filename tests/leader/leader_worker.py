@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from discovery.leader_postgres import PostgresLeaderElector
+from discovery.registry.postgres_leader import PostgresLeaderElector
 
 
 async def lead(dsn: str, group: str) -> None:

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from discovery.config import Config, ConfigError, config_from_mapping
-from discovery.leader import AlwaysLeader, Leadership, leader_lock_key, leadership_for
-from discovery.leader_postgres import LeaderElectionError, PostgresLeaderElector
-from discovery.model import StoredResource
+from discovery.core.config import Config, ConfigError, config_from_mapping
+from discovery.core.model import StoredResource
 from discovery.registry.base import Changes
+from discovery.registry.leader import AlwaysLeader, Leadership, leader_lock_key, leadership_for
 from discovery.registry.postgres import AdvisoryLock, LeadershipLost, PostgresRegistry
+from discovery.registry.postgres_leader import LeaderElectionError, PostgresLeaderElector
 from tests.leader.sessions import terminate_backend
 from tests.registry.postgres_support import fresh_schema, postgres_dsn, random_group, sql
 from tests.registry.registry_support import make_resource
@@ -391,7 +391,7 @@ async def test_open_registry_fences_a_postgres_registry_on_the_daemons_elector(
     dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Group "prod" in a random schema: the lock key includes the schema, so no other run meets it.
-    from discovery.cli import open_registry
+    from discovery.cli.main import open_registry
 
     monkeypatch.setenv("DISCOVERY_REGISTRY_DSN", dsn)
     config = _config({"backend": "postgres"})

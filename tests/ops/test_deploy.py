@@ -237,7 +237,7 @@ def healthcheck_command(port: int) -> list[str]:
 
 def test_the_cli_accepts_the_entrypoint_flags() -> None:
     """`discovery run --config ... --listen ...` parses (the image's ENTRYPOINT + CMD)."""
-    from discovery.cli import build_parser
+    from discovery.cli.main import build_parser
 
     stage = dict(final_stage())
     argv = json.loads(stage["ENTRYPOINT"])[1:] + json.loads(stage["CMD"])

@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from discovery.config import Config, config_from_mapping
-from discovery.doctor import (
+from discovery.core.config import Config, config_from_mapping
+from discovery.emulator import EmulatorThread
+from discovery.ops.doctor import (
     FIXES,
     Check,
     DoctorSettings,
@@ -33,7 +34,6 @@ from discovery.doctor import (
     run_doctor,
     tcp_probe,
 )
-from discovery.emulator import EmulatorThread
 
 ACCOUNT_A = "111111111111"
 ACCOUNT_B = "222222222222"

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from discovery.cli import main
-from discovery.config import config_from_mapping
-from discovery.iam import (
+from discovery.cli.main import main
+from discovery.core.config import config_from_mapping
+from discovery.ops.iam import (
     PRINCIPAL_PLACEHOLDER,
     READ_ACTIONS,
     IAMError,

@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from discovery.config import Config, parse_duration
-from discovery.doctor import FIXES
+from discovery.core.config import Config, parse_duration
+from discovery.ops.doctor import FIXES
 
 from .conftest import DEPLOY, ROOT
 

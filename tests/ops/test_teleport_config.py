@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from discovery.config import ConfigError, loaded_from_mapping, read_config
-from discovery.teleport_config import is_teleport_config, translate
+from discovery.core.config import ConfigError, loaded_from_mapping, read_config
+from discovery.core.teleport_config import is_teleport_config, translate
 
 ROLE = "arn:aws:iam::123456789012:role/discovery"
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from discovery.model import AWSInfo, Resource
+from discovery.core.model import AWSInfo, Resource
 from discovery.registry.base import Registry
 from discovery.registry.memory import MemoryRegistry
 from discovery.registry.sqlite import SQLiteRegistry

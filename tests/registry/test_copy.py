@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from discovery.model import Resource, StoredResource
+from discovery.core.model import Resource, StoredResource
 from discovery.registry.copy import TargetNotEmpty, copy_registry, mirror_changes
 from discovery.registry.memory import MemoryRegistry
 from tests.registry.registry_support import make_resource, minimal_resource

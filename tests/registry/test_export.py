@@ -11,7 +11,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from discovery.model import AWSInfo, Resource
+from discovery.core.model import AWSInfo, Resource
 from discovery.registry.export import export_json, export_yaml
 from tests.registry.registry_support import make_resource, minimal_resource
 

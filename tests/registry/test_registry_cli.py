@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from discovery.cli import main
-from discovery.config import DEFAULT_DSN_ENV, ConfigError, config_from_mapping
-from discovery.model import Resource
+from discovery.cli.main import main
+from discovery.core.config import DEFAULT_DSN_ENV, ConfigError, config_from_mapping
+from discovery.core.model import Resource
 from discovery.registry.base import Changes
 from discovery.registry.postgres import SCHEMA_VERSION, PostgresRegistry
 from discovery.registry.sqlite import SQLiteRegistry

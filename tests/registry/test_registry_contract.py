@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from discovery.model import Resource, StoredResource
+from discovery.core.model import Resource, StoredResource
 from discovery.registry.base import Changes, Registry, RegistryConflict, RegistryError, Update
 from tests.registry.registry_support import Backend, make_resource, minimal_resource
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from discovery.model import StoredResource
+from discovery.core.model import StoredResource
 from discovery.registry.base import Changes, RegistryError, Update
 from discovery.registry.memory import MemoryRegistry
 from discovery.registry.sqlite import SQLiteRegistry

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from discovery.model import StoredResource
+from discovery.core.model import StoredResource
 from discovery.registry.base import Changes, RegistryConflict, RegistryError, Update
 from discovery.registry.sqlite import APPLICATION_ID, SCHEMA_VERSION, SQLiteRegistry
 from tests.registry.registry_support import make_resource, sqlite_revision_counter

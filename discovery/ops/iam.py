@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from discovery.config import Config
+from discovery.core.config import Config
 
 POLICY_VERSION = "2012-10-17"
 DEFAULT_POLICY_NAME = "rdsproxy-discovery"

@@ -4,7 +4,7 @@ Every way a config can be wrong ends in one `ConfigError` whose message names th
 the bad field (e.g. `aws[0].external_id`) and the fix, so the CLI can print it and exit 2.
 
 A Teleport `teleport.yaml` is accepted too (migration): its `discovery_service` section is
-translated by `discovery.teleport_config`, and what it leaves out comes back as warnings.
+translated by `discovery.core.teleport_config`, and what it leaves out comes back as warnings.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from discovery import teleport_config
+from discovery.core import teleport_config
 
 log = logging.getLogger(__name__)
 

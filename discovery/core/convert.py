@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from discovery.model import (
+from discovery.core.model import (
     LABEL_CLOUD,
     LABEL_DISCOVERED_NAME,
     LABEL_DISCOVERY_GROUP,

@@ -11,12 +11,12 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from discovery.aws import FetchError, ProxySource
-from discovery.config import Config
-from discovery.convert import Matching, convert_proxies
-from discovery.logs import scope_context
-from discovery.model import Scope, ScopeResult
-from discovery.plan import Plan, make_plan
+from discovery.aws.source import FetchError, ProxySource
+from discovery.core.config import Config
+from discovery.core.convert import Matching, convert_proxies
+from discovery.core.model import Scope, ScopeResult
+from discovery.core.plan import Plan, make_plan
+from discovery.output.logs import scope_context
 from discovery.registry.base import Registry
 
 ScopeObserver = Callable[[ScopeResult], None]

@@ -3,12 +3,12 @@
 - Schedule: one APScheduler (3.x, AsyncIOScheduler) interval job. The first cycle runs at once,
   then every `poll_interval` plus a random 0..`poll_jitter`. Never two cycles at once: a run that
   comes due while a cycle is still going is skipped and counted, not queued.
-- Leadership (see `discovery.leader`): only the leader of the discovery group runs cycles. Every
-  scheduled run first checks (leader) or tries to take (follower) the leadership; between runs
-  an election loop does the same every `election_interval` (at most 10 s, at most half the
-  poll interval), so a follower takes over within one poll interval of the leader's death and
-  runs its first cycle at once. A leader that finds its lock gone stops its cycle before it
-  writes (result `fenced`), and the registry's fence refuses an apply that was already under
+- Leadership (see `discovery.registry.leader`): only the leader of the discovery group runs
+  cycles. Every scheduled run first checks (leader) or tries to take (follower) the leadership;
+  between runs an election loop does the same every `election_interval` (at most 10 s, at most
+  half the poll interval), so a follower takes over within one poll interval of the leader's
+  death and runs its first cycle at once. A leader that finds its lock gone stops its cycle before
+  it writes (result `fenced`), and the registry's fence refuses an apply that was already under
   way. A follower only reads the registry once per poll interval, to know it can reach it.
   With SQLite the daemon is always the leader (`AlwaysLeader`).
 - One AWS source (assumed sessions and clients reused across cycles) and one registry and
@@ -19,8 +19,9 @@
   process exits.
 - Reload (SIGHUP): the new config is validated in full first. A bad one is rejected with one
   log line and the running one stays; a good one applies from the next cycle.
-- What an operator sees: `/metrics`, `/healthz`, `/readyz` and `/status` (see `discovery.server`),
-  and log lines tagged with the cycle id and scope (see `discovery.logs`).
+- What an operator sees: `/metrics`, `/healthz`, `/readyz` and `/status` (see
+  `discovery.daemon.server`), and log lines tagged with the cycle id and scope (see
+  `discovery.output.logs`).
 """
 
 from __future__ import annotations
@@ -43,15 +44,15 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from discovery import __version__
-from discovery.aws import AWSSettings, AWSSource, ProxySource
-from discovery.config import Config, ConfigError, load_config, parse_listen
-from discovery.cycle import CycleReport, expand_scopes, run_cycle
-from discovery.leader import AlwaysLeader, Leadership, leadership_for
-from discovery.logs import Redactor, cycle_context, scope_context
-from discovery.metrics import SUCCESS_RESULTS, Metrics, ScopeSample
-from discovery.model import Changes, Scope, ScopeResult, StoredResource
+from discovery.aws.source import AWSSettings, AWSSource, ProxySource
+from discovery.core.config import Config, ConfigError, load_config, parse_listen
+from discovery.core.model import Changes, Scope, ScopeResult, StoredResource
+from discovery.daemon.server import build_app, start_server
+from discovery.output.logs import Redactor, cycle_context, scope_context
+from discovery.output.metrics import SUCCESS_RESULTS, Metrics, ScopeSample
+from discovery.reconcile.cycle import CycleReport, expand_scopes, run_cycle
 from discovery.registry.base import Registry, RegistryConflict, RegistryError
-from discovery.server import build_app, start_server
+from discovery.registry.leader import AlwaysLeader, Leadership, leadership_for
 
 log = logging.getLogger(__name__)
 

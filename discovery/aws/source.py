@@ -24,10 +24,10 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.parsers import ResponseParserError
 from botocore.utils import parse_timestamp
 
-from discovery.model import Proxy, ProxyEndpoint, Scope
+from discovery.core.model import Proxy, ProxyEndpoint, Scope
 
 if TYPE_CHECKING:
-    from discovery.config import AWSClientConfig
+    from discovery.core.config import AWSClientConfig
 
 PAGE_SIZE = 100
 DENIED_CODES = frozenset(

@@ -4,9 +4,9 @@ The daemon sees only the `Leadership` Protocol. Two implementations:
 
 - `AlwaysLeader` for the SQLite registry, which lives on one host and serves one process:
   leadership is trivially ours.
-- `PostgresLeaderElector` (in `discovery.leader_postgres`, which needs the `postgres` extra)
-  for replicas sharing a PostgreSQL registry: a session advisory lock per discovery group, held
-  on a dedicated connection. The server releases it the moment that session ends (process
+- `PostgresLeaderElector` (in `discovery.registry.postgres_leader`, which needs the `postgres`
+  extra) for replicas sharing a PostgreSQL registry: a session advisory lock per discovery group,
+  held on a dedicated connection. The server releases it the moment that session ends (process
   killed, connection lost, host gone once TCP keepalives give up), so a follower's next
   `try_acquire` takes over.
 
@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from discovery.config import Config
+    from discovery.core.config import Config
 
 __all__ = ["AlwaysLeader", "Leadership", "leader_lock_key", "leadership_for"]
 
@@ -101,7 +101,7 @@ def leadership_for(config: Config, environ: Mapping[str, str]) -> Leadership:
     """
     if config.registry.backend != "postgres":
         return AlwaysLeader()
-    from discovery.leader_postgres import PostgresLeaderElector
+    from discovery.registry.postgres_leader import PostgresLeaderElector
 
     return PostgresLeaderElector(
         config.registry.resolve_dsn(environ), discovery_group=config.discovery_group

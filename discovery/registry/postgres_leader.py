@@ -29,8 +29,8 @@ from contextlib import suppress
 import psycopg
 from psycopg.rows import TupleRow
 
-from discovery.leader import leader_lock_key
 from discovery.registry.base import RegistryError
+from discovery.registry.leader import leader_lock_key
 from discovery.registry.postgres import (
     AdvisoryLock,
     connection_string,

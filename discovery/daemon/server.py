@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from discovery.metrics import Metrics
+from discovery.output.metrics import Metrics
 
 # An in-flight scrape gets this long to finish when the daemon stops; keep-alive connections
 # are closed at once. Well inside the 5 s a SIGTERM may take.

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from discovery.model import (
+from discovery.core.model import (
     Changes,
     Resource,
     ScopeResult,

@@ -31,10 +31,10 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from discovery.aws import DENIED_CODES, THROTTLE_CODES, assemble_proxies
-from discovery.config import Config
-from discovery.convert import Matching, convert_proxies
-from discovery.model import Resource
+from discovery.aws.source import DENIED_CODES, THROTTLE_CODES, assemble_proxies
+from discovery.core.config import Config
+from discovery.core.convert import Matching, convert_proxies
+from discovery.core.model import Resource
 
 PAGE_SIZE = 100
 ROLE_SESSION_NAME = "rdsproxy-discovery-doctor"

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from discovery.cycle import CycleReport
-from discovery.model import ScopeResult
+from discovery.core.model import ScopeResult
+from discovery.reconcile.cycle import CycleReport
 
 
 def scope_document(result: ScopeResult) -> dict[str, Any]:

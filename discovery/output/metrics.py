@@ -23,7 +23,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from discovery import __version__
-from discovery.plan import (
+from discovery.core.plan import (
     REASON_CONFLICT,
     REASON_DUPLICATE,
     REASON_GUARD,

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from discovery import __version__
-from discovery.aws import AWSSettings, AWSSource
-from discovery.config import Config, ConfigError, load_config
-from discovery.cycle import CycleReport, expand_scopes, run_cycle
-from discovery.model import ScopeResult
+from discovery.aws.source import AWSSettings, AWSSource
+from discovery.core.config import Config, ConfigError, load_config
+from discovery.core.model import ScopeResult
+from discovery.output.report import render_json, render_text, render_yaml
+from discovery.reconcile.cycle import CycleReport, expand_scopes, run_cycle
 from discovery.registry.base import Registry, RegistryConflict, RegistryError
-from discovery.report import render_json, render_text, render_yaml
 
 if TYPE_CHECKING:
-    from discovery.leader import Leadership
+    from discovery.registry.leader import Leadership
     from discovery.registry.postgres import Fence, PostgresRegistry
 
 EXIT_OK = 0
@@ -64,7 +64,7 @@ def open_registry(
         raise ConfigError(f"{config_path}: {exc}") from None
     fence: Fence | None = None
     if leadership is not None:
-        from discovery.leader_postgres import PostgresLeaderElector
+        from discovery.registry.postgres_leader import PostgresLeaderElector
 
         if isinstance(leadership, PostgresLeaderElector):
             fence = leadership.held_lock
@@ -82,7 +82,7 @@ def open_leadership(config: Config, config_path: Path) -> Leadership:
     Errors are those of `open_registry` (exit 2): no DSN or a malformed one names
     `registry.dsn`, a build without psycopg names the extra.
     """
-    from discovery.leader import leadership_for
+    from discovery.registry.leader import leadership_for
 
     try:
         return leadership_for(config, os.environ)
@@ -188,7 +188,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from discovery.config import read_config
+    from discovery.core.config import read_config
 
     loaded = read_config(args.config)
     config = loaded.config
@@ -205,9 +205,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from discovery.config import parse_listen
-    from discovery.daemon import run_daemon
-    from discovery.logs import Redactor, configure_logging
+    from discovery.core.config import parse_listen
+    from discovery.daemon.daemon import run_daemon
+    from discovery.output.logs import Redactor, configure_logging
 
     config_path = Path(args.config)
     config = load_config(config_path)
@@ -244,7 +244,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_print_iam(args: argparse.Namespace) -> int:
     import json
 
-    from discovery.iam import iam_plan, render_text
+    from discovery.ops.iam import iam_plan, render_text
 
     plan = iam_plan(load_config(args.config), principal=args.principal)
     if args.output == "json":
@@ -260,7 +260,7 @@ def cmd_iam_bootstrap(args: argparse.Namespace) -> int:
 
     import boto3
 
-    from discovery.iam import IAMError, attach_policy, attachment_for, iam_plan
+    from discovery.ops.iam import IAMError, attach_policy, attachment_for, iam_plan
 
     plan = iam_plan(load_config(args.config))
     try:
@@ -296,7 +296,14 @@ def cmd_iam_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from discovery.doctor import Check, DoctorSettings, failed, render_check, run_doctor, summary
+    from discovery.ops.doctor import (
+        Check,
+        DoctorSettings,
+        failed,
+        render_check,
+        run_doctor,
+        summary,
+    )
 
     config = load_config(args.config)
     if args.tcp_timeout <= 0:
@@ -323,7 +330,7 @@ async def _list_registry(config: Config, config_path: Path) -> list[dict[str, ob
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    from discovery.model import Resource, is_owned
+    from discovery.core.model import Resource, is_owned
     from discovery.registry.export import export_yaml
 
     config_path = Path(args.config)
@@ -346,7 +353,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
         ]
         for r in resources
     ]
-    from discovery.report import format_table
+    from discovery.output.report import format_table
 
     print("\n".join(format_table(rows, ["NAME", "OWNED", "PROTOCOL", "URI", "ACCOUNT", "REGION"])))
     print(f"{len(resources)} resource(s)")
@@ -391,7 +398,7 @@ def registry_from_spec(spec: str, *, flag: str, source: bool) -> tuple[Registry,
     the password out of the shell history and the process list. A source is never created
     or migrated: copying from a path or schema that holds no registry is an error.
     """
-    from discovery.config import DEFAULT_DSN_ENV
+    from discovery.core.config import DEFAULT_DSN_ENV
 
     if spec.startswith(("postgresql://", "postgres://")):
         kind, rest = "postgres", spec
@@ -540,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.set_defaults(func=cmd_registry_copy)
 
-    from discovery.iam import DEFAULT_POLICY_NAME, PRINCIPAL_PLACEHOLDER
+    from discovery.ops.iam import DEFAULT_POLICY_NAME, PRINCIPAL_PLACEHOLDER
 
     p = sub.add_parser("print-iam", help="print the least-privilege IAM policies for the config")
     with_config(p)
