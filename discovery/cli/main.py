@@ -21,8 +21,9 @@ from discovery import __version__
 from discovery.aws.source import AWSSettings, AWSSource
 from discovery.core.config import Config, ConfigError, load_config
 from discovery.core.model import ScopeResult
+from discovery.core.scopes import expand_scopes
 from discovery.output.report import render_json, render_text, render_yaml
-from discovery.reconcile.cycle import CycleReport, expand_scopes, run_cycle
+from discovery.reconcile.cycle import CycleReport, run_cycle
 from discovery.registry.base import Registry, RegistryConflict, RegistryError
 
 if TYPE_CHECKING:

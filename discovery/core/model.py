@@ -7,7 +7,7 @@ each other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,19 +155,49 @@ class Changes:
 # --- Where resources come from -------------------------------------------------------------
 
 
+# A matcher's tag selector in hashable form: (label key, accepted values) pairs, config order.
+Selector = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Matching:
+    """What a matcher contributes to conversion: its selector, role fields and owner."""
+
+    tags: Mapping[str, str | Sequence[str]]
+    assume_role_arn: str = ""
+    external_id: str = ""
+    discovery_group: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class Scope:
-    """One (matcher, role, region): the unit that is fetched, and frozen when it fails."""
+    """One (matcher, role, region): the unit that is fetched, and frozen when it fails.
+
+    It carries what converting its proxies needs (the matcher's selector and the discovery
+    group), so the cycle never goes back to the config by `matcher_index`. Hashable: the
+    daemon keys per-scope state by it. A scope built without a selector matches nothing.
+    """
 
     matcher_index: int
     region: str
     assume_role_arn: str = ""
     external_id: str = ""
+    selector: Selector = ()
+    discovery_group: str = ""
 
     @property
     def role_account_id(self) -> str:
         """The account the scope is in, when the role ARN tells it; "" otherwise."""
         return self.assume_role_arn.split(":")[4] if self.assume_role_arn else ""
+
+    @property
+    def matching(self) -> Matching:
+        return Matching(
+            tags=dict(self.selector),
+            assume_role_arn=self.assume_role_arn,
+            external_id=self.external_id,
+            discovery_group=self.discovery_group,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -47,10 +47,11 @@ from discovery import __version__
 from discovery.aws.source import AWSSettings, AWSSource, ProxySource
 from discovery.core.config import Config, ConfigError, load_config, parse_listen
 from discovery.core.model import Changes, Scope, ScopeResult, StoredResource
+from discovery.core.scopes import expand_scopes
 from discovery.daemon.server import build_app, start_server
 from discovery.output.logs import Redactor, cycle_context, scope_context
 from discovery.output.metrics import SUCCESS_RESULTS, Metrics, ScopeSample
-from discovery.reconcile.cycle import CycleReport, expand_scopes, run_cycle
+from discovery.reconcile.cycle import CycleReport, run_cycle
 from discovery.registry.base import Registry, RegistryConflict, RegistryError
 from discovery.registry.leader import AlwaysLeader, Leadership, leadership_for
 

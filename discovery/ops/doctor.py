@@ -33,8 +33,8 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from discovery.aws.source import DENIED_CODES, THROTTLE_CODES, assemble_proxies
 from discovery.core.config import Config
-from discovery.core.convert import Matching, convert_proxies
-from discovery.core.model import Resource
+from discovery.core.convert import convert_proxies
+from discovery.core.model import Matching, Resource
 
 PAGE_SIZE = 100
 ROLE_SESSION_NAME = "rdsproxy-discovery-doctor"

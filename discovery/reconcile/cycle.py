@@ -13,28 +13,15 @@ from dataclasses import dataclass
 
 from discovery.aws.source import FetchError, ProxySource
 from discovery.core.config import Config
-from discovery.core.convert import Matching, convert_proxies
+from discovery.core.convert import convert_proxies
 from discovery.core.model import Scope, ScopeResult
 from discovery.core.plan import Plan, make_plan
+from discovery.core.scopes import expand_scopes
 from discovery.output.logs import scope_context
 from discovery.registry.base import Registry
 
 ScopeObserver = Callable[[ScopeResult], None]
 log = logging.getLogger(__name__)
-
-
-def expand_scopes(config: Config) -> list[Scope]:
-    """matcher x role x region, in config order."""
-    return [
-        Scope(
-            matcher_index=index,
-            region=region,
-            assume_role_arn=matcher.assume_role_arn,
-            external_id=matcher.external_id,
-        )
-        for index, matcher in enumerate(config.aws)
-        for region in matcher.regions
-    ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,22 +37,14 @@ class CycleReport:
         return sum(1 for s in self.scopes if not s.ok)
 
 
-async def fetch_scope(config: Config, source: ProxySource, scope: Scope) -> ScopeResult:
-    matcher = config.aws[scope.matcher_index]
+async def fetch_scope(source: ProxySource, scope: Scope) -> ScopeResult:
+    """Fetch one scope and convert what it holds with the matching the scope carries."""
     try:
         fetched = await source.fetch(scope)
     except FetchError as exc:
         account = exc.account_id or scope.role_account_id
         return ScopeResult(scope=scope, ok=False, account_id=account, error=str(exc))
-    converted = convert_proxies(
-        fetched.proxies,
-        Matching(
-            tags=matcher.tags,
-            assume_role_arn=matcher.assume_role_arn,
-            external_id=matcher.external_id,
-            discovery_group=config.discovery_group,
-        ),
-    )
+    converted = convert_proxies(fetched.proxies, scope.matching)
     for warning in converted.warnings:
         log.warning("%s/%s: %s", fetched.account_id or "?", scope.region, warning)
     return ScopeResult(
@@ -78,7 +57,6 @@ async def fetch_scope(config: Config, source: ProxySource, scope: Scope) -> Scop
 
 
 async def fetch_all(
-    config: Config,
     source: ProxySource,
     scopes: Sequence[Scope],
     on_scope: ScopeObserver | None = None,
@@ -86,7 +64,7 @@ async def fetch_all(
     async def one(scope: Scope) -> ScopeResult:
         # Each scope runs in its own task (gather), so this tags only its own log lines.
         with scope_context(account=scope.role_account_id, region=scope.region):
-            result = await fetch_scope(config, source, scope)
+            result = await fetch_scope(source, scope)
             if on_scope is not None:
                 on_scope(result)
         return result
@@ -102,10 +80,13 @@ async def run_cycle(
     dry_run: bool = False,
     force: bool = False,
     on_scope: ScopeObserver | None = None,
+    scopes: Sequence[Scope] | None = None,
 ) -> CycleReport:
-    scopes = expand_scopes(config)
+    """One cycle over `scopes` (by default every scope of `config`); applies unless dry-run."""
+    if scopes is None:
+        scopes = expand_scopes(config)
     # The registry is read after the fetch, so the plan diffs against the freshest state.
-    results = await fetch_all(config, source, scopes, on_scope)
+    results = await fetch_all(source, scopes, on_scope)
     current = await registry.list_resources()
     plan = make_plan(
         scopes=results,

@@ -19,8 +19,9 @@ from discovery.core.config import (
     load_config,
     parse_duration,
 )
-from discovery.core.convert import Matching, convert_proxies, selector_matches
-from discovery.core.model import Proxy
+from discovery.core.convert import convert_proxies
+from discovery.core.model import Matching, Proxy
+from discovery.core.selector import selector_matches
 
 MINIMAL = """\
 discovery_group: prod

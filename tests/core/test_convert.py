@@ -12,16 +12,10 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from discovery.core.convert import (
-    Converted,
-    Matching,
-    convert_proxies,
-    name_suffix,
-    selector_matches,
-    tags_to_labels,
-    value_matches,
-)
-from discovery.core.model import Proxy, ProxyEndpoint, Resource
+from discovery.core.convert import Converted, convert_proxies
+from discovery.core.model import Matching, Proxy, ProxyEndpoint, Resource
+from discovery.core.naming import name_suffix
+from discovery.core.selector import selector_matches, tags_to_labels, value_matches
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -948,3 +942,44 @@ def test_selector_runs_on_the_original_name_tags_before_override() -> None:
     converted = convert([proxy], tags={"TeleportDatabaseName": ["orders-*"]})
 
     assert [r.name for r in converted.resources] == ["orders-db"]
+
+
+# --- Conversion never changes what it was given ---------------------------------------------
+
+
+def test_owner_label_tag_does_not_hide_custom_endpoints() -> None:
+    # The selector sees the tag (cloud=x) on the proxy and on each of its custom endpoints: the
+    # proxy's ownership labels (cloud=AWS) are its own, never what its endpoints are matched on.
+    proxy = make_proxy(tags={CLOUD: "x"}, endpoints=[default_endpoint(), custom_endpoint("reader")])
+
+    converted = convert([proxy], tags={CLOUD: ["x"]})
+
+    assert set(by_name(converted)) == {PROXY_NAME, READER_NAME}, skipped_text(converted)
+    assert converted.skipped == ()
+    for resource in converted.resources:
+        assert resource.labels[CLOUD] == "AWS"
+
+
+def test_an_endpoint_does_not_inherit_the_proxy_discovered_name() -> None:
+    # The endpoint's name already holds every suffix part, so it is not renamed and must not
+    # carry the discovered name its proxy got.
+    endpoint = custom_endpoint(f"{REGION}-{ACCOUNT}-rdsproxy", proxy_name="p")
+    proxy = make_proxy("p", endpoints=[default_endpoint("p"), endpoint])
+
+    resources = by_name(convert([proxy]))
+
+    assert resources[f"p-{SUFFIX}"].labels[DISCOVERED_NAME] == "p"
+    assert DISCOVERED_NAME not in resources[f"p-{REGION}-{ACCOUNT}-rdsproxy"].labels
+
+
+def test_conversion_leaves_its_inputs_as_they_were() -> None:
+    tags = {"env": "prod", CLOUD: "x"}
+    selector = {"env": ["prod"]}
+    proxy = make_proxy(tags=tags, endpoints=[default_endpoint(), custom_endpoint("reader")])
+    before = (dict(proxy.tags), proxy.endpoints, {k: list(v) for k, v in selector.items()})
+
+    first = convert([proxy], tags=selector)
+    second = convert([proxy], tags=selector)
+
+    assert (dict(proxy.tags), proxy.endpoints, selector) == before
+    assert first == second

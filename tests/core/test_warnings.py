@@ -1,7 +1,7 @@
 """Unknown statuses are kept (as Teleport does) and come back as warnings, never silently."""
 
-from discovery.core.convert import Matching, convert_proxies
-from discovery.core.model import Proxy, ProxyEndpoint
+from discovery.core.convert import convert_proxies
+from discovery.core.model import Matching, Proxy, ProxyEndpoint
 
 MATCH_ALL = Matching(tags={"*": ("*",)}, discovery_group="g")
 

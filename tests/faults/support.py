@@ -34,19 +34,20 @@ import yaml
 
 from discovery.aws.source import assemble_proxies
 from discovery.core.config import config_from_mapping
-from discovery.core.convert import Matching, convert_proxies
+from discovery.core.convert import convert_proxies
 from discovery.core.model import (
     LABEL_DISCOVERY_GROUP,
     LABEL_ORIGIN,
     AWSInfo,
+    Matching,
     Resource,
     StoredResource,
     is_owned,
 )
+from discovery.core.scopes import expand_scopes
 from discovery.emulator import EmulatorThread
 from discovery.emulator.fleet import parse_fleet
 from discovery.emulator.state import FleetIndex
-from discovery.reconcile.cycle import expand_scopes
 from discovery.registry.base import Changes, Registry
 from discovery.registry.sqlite import SQLiteRegistry
 from tests.tools import wait_until

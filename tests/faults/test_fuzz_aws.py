@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from discovery.aws.source import assemble_proxies
-from discovery.core.convert import Matching, convert_proxies
-from discovery.core.model import Resource, Scope, ScopeResult, is_owned
+from discovery.core.convert import convert_proxies
+from discovery.core.model import Matching, Resource, Scope, ScopeResult, is_owned
 from discovery.core.plan import make_plan
 from discovery.registry.base import Changes
 from discovery.registry.sqlite import SQLiteRegistry
