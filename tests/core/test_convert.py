@@ -14,8 +14,6 @@ import pytest
 
 from discovery.core.convert import Converted, convert_proxies
 from discovery.core.model import Matching, Proxy, ProxyEndpoint, Resource
-from discovery.core.naming import name_suffix
-from discovery.core.selector import selector_matches, tags_to_labels, value_matches
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -511,23 +509,6 @@ def test_invalid_tag_keys_are_dropped_and_reported(key: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "key",
-    [
-        pytest.param("aws:cloudformation:stack-name", id="colons"),
-        pytest.param("team/sub-team", id="slash"),
-        pytest.param("a.b_c", id="dot-underscore"),
-        pytest.param("wild*card", id="asterisk"),
-        pytest.param("Key-1", id="upper-and-digit"),
-    ],
-)
-def test_valid_tag_keys_become_labels(key: str) -> None:
-    labels, dropped = tags_to_labels({key: "value"}, "rds-proxy-1")
-
-    assert labels == {key: "value"}
-    assert dropped == []
-
-
-@pytest.mark.parametrize(
     "value",
     [
         pytest.param("with spaces", id="spaces"),
@@ -617,24 +598,6 @@ def test_custom_endpoint_name_is_proxy_endpoint_suffix() -> None:
 
     reader = resources["rds-proxy-1-read-only-rdsproxy-us-east-1-123456789012"]
     assert reader.labels[DISCOVERED_NAME] == "rds-proxy-1-read-only"
-
-
-@pytest.mark.parametrize(
-    ("name", "parts", "expected"),
-    [
-        pytest.param("db", ["rdsproxy", "us-east-1", ACCOUNT], SUFFIX, id="all-parts"),
-        pytest.param("db", ["rds proxy", "us east 1"], "rds-proxy-us-east-1", id="spaces"),
-        pytest.param("db", ["a--b", "c   d"], "a-b-c-d", id="collapse-dashes"),
-        pytest.param("zz", ["-a-", " b "], "a-b", id="trim-dashes"),
-        pytest.param("db", ["", "  ", "---", "x"], "x", id="empty-parts-left-out"),
-        pytest.param("My-Orders-DB", ["orders", "ORDERS-db", "x"], "x", id="case-insensitive"),
-        pytest.param("db", ["a_b", "c.d", "ok"], "ok", id="invalid-as-name-tail"),
-        pytest.param("db", ["ok-", "end-"], "ok-end", id="trailing-dash-trimmed-then-valid"),
-        pytest.param("db", [], "", id="no-parts"),
-    ],
-)
-def test_name_suffix(name: str, parts: list[str], expected: str) -> None:
-    assert name_suffix(name, parts) == expected
 
 
 # --- Ownership labels ------------------------------------------------------------------------
@@ -780,79 +743,6 @@ def test_custom_endpoint_document_is_exactly_the_design_shape() -> None:
 
 
 # --- The tag selector ---------------------------------------------------------------------
-
-
-LABELS = {
-    "env": "prod",
-    "team": "db-core",
-    "region": "us-east-1",
-    "engine": "POSTGRESQL",
-    "host": "a.c",
-    "empty": "",
-}
-
-
-@pytest.mark.parametrize(
-    ("selector", "matches"),
-    [
-        pytest.param({"*": ["*"]}, True, id="match-all"),
-        pytest.param({"*": "*"}, True, id="match-all-string-value"),
-        pytest.param({"env": ["prod"]}, True, id="exact"),
-        pytest.param({"env": ["staging"]}, False, id="exact-mismatch"),
-        pytest.param({"env": "prod"}, True, id="string-value"),
-        pytest.param({"env": "staging"}, False, id="string-value-mismatch"),
-        pytest.param({"team": "xdb-*"}, False, id="string-glob-value-mismatch"),
-        pytest.param({"env": ["staging", "prod"]}, True, id="or-within-list"),
-        pytest.param({"env": ["staging", "dev"]}, False, id="or-within-list-none"),
-        pytest.param({"env": ["prod"], "team": ["db-core"]}, True, id="and-across-keys"),
-        pytest.param({"env": ["prod"], "team": ["web"]}, False, id="and-one-key-fails"),
-        pytest.param({"missing": ["*"]}, False, id="missing-key-even-with-star"),
-        pytest.param({"env": ["prod"], "missing": ["x"]}, False, id="one-key-missing"),
-        pytest.param({"env": ["*"]}, True, id="star-entry"),
-        pytest.param({"env": ["nope", "*"]}, True, id="star-entry-in-list"),
-        pytest.param({"empty": ["*"]}, True, id="star-matches-empty-value"),
-        pytest.param({"team": ["db-*"]}, True, id="glob-prefix"),
-        pytest.param({"team": ["*-core"]}, True, id="glob-suffix"),
-        pytest.param({"team": ["d*e"]}, True, id="glob-middle"),
-        pytest.param({"team": ["db-"]}, False, id="no-wildcard-is-exact"),
-        pytest.param({"team": ["db"]}, False, id="glob-anchored-at-end"),
-        pytest.param({"team": ["b-*"]}, False, id="glob-anchored-at-start"),
-        pytest.param({"team": ["core"]}, False, id="no-substring-match"),
-        pytest.param({"host": ["a.c"]}, True, id="literal-dot-matches-itself"),
-        pytest.param({"team": ["db.core"]}, False, id="dot-is-literal-not-any"),
-        pytest.param({"env": ["pro?"]}, False, id="question-mark-is-literal"),
-        pytest.param({"env": ["[p]rod"]}, False, id="brackets-are-literal"),
-        pytest.param({"env": ["p+"]}, False, id="plus-is-literal"),
-        pytest.param({"region": ["^us-.*$"]}, True, id="regex"),
-        pytest.param({"region": ["^eu-.*$"]}, False, id="regex-mismatch"),
-        pytest.param({"engine": ["^(MYSQL|POSTGRESQL)$"]}, True, id="regex-alternation"),
-        pytest.param({"region": ["^us-east$"]}, False, id="regex-anchored"),
-        pytest.param({"env": ["^prod"]}, False, id="caret-without-dollar-is-a-glob"),
-        pytest.param({"env": ["prod$"]}, False, id="dollar-without-caret-is-a-glob"),
-        pytest.param({"env": ["PROD"]}, False, id="case-sensitive"),
-    ],
-)
-def test_selector(selector: Mapping[str, Sequence[str]], matches: bool) -> None:
-    assert selector_matches(selector, LABELS) is matches
-
-
-@pytest.mark.parametrize(
-    ("value", "patterns", "matches"),
-    [
-        pytest.param("db-1", ["db-*"], True, id="glob-db-star"),
-        pytest.param("xdb-1", ["db-*"], False, id="glob-anchored-start"),
-        pytest.param("db-", ["db-*"], True, id="star-matches-empty"),
-        pytest.param("abc", ["a.c"], False, id="dot-literal"),
-        pytest.param("a.c", ["a.c"], True, id="dot-itself"),
-        pytest.param("a\\c", ["a\\c"], True, id="backslash-literal"),
-        pytest.param("anything", ["*"], True, id="star"),
-        pytest.param("x", [], False, id="no-entries"),
-        pytest.param("abc", ["^a.c$"], True, id="regex-dot"),
-        pytest.param("abcd", ["^a.c$"], False, id="regex-anchored"),
-    ],
-)
-def test_value_matches(value: str, patterns: list[str], matches: bool) -> None:
-    assert value_matches(value, patterns) is matches
 
 
 @pytest.mark.parametrize(
