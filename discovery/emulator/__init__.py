@@ -11,7 +11,9 @@ dispatcher: faults, throttling, the reply ``cache``), ``control`` (the ``/_emula
 ``app`` (the aiohttp application), ``thread`` (:func:`serve`, :class:`EmulatorThread`), ``cli``.
 """
 
+from .app import build_app
 from .cli import DEMO_FLEET, main
+from .core import Emulator
 from .fleet import (
     Account,
     Fault,
@@ -28,8 +30,6 @@ from .fleet import (
     parse_fleet,
     parse_throttle,
 )
-from .app import build_app
-from .core import Emulator
 from .thread import EmulatorThread, serve
 from .wire import MOTO_MISSING_MESSAGE, EmulatorUnavailable
 

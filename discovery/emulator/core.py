@@ -23,12 +23,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .cache import ReplyCache, cache_key
 from .faults import DEFAULT_TIMEOUT_DELAY, injected_error
-from .fleet import Fault, Fleet, FleetError, Throttle, format_validation_error, parse_faults
-from .fleet import parse_throttle
+from .fleet import (
+    Fault,
+    Fleet,
+    FleetError,
+    Throttle,
+    format_validation_error,
+    parse_faults,
+    parse_throttle,
+)
 from .operations import HANDLERS
 from .ops_sts import ROLE_ARN_RE
-from .state import THROTTLING_CODES, Buckets, CredentialStore, FaultInjector, FleetIndex
-from .state import Identity, Stats
+from .state import (
+    THROTTLING_CODES,
+    Buckets,
+    CredentialStore,
+    FaultInjector,
+    FleetIndex,
+    Identity,
+    Stats,
+)
 from .wire import ApiError, Reply, Wire
 
 __all__ = ["EMULATOR_KEY", "Emulator", "FaultsArg", "ThrottleArg"]

@@ -12,9 +12,7 @@ from .wire import ApiError
 
 __all__ = ["HANDLERS", "ROLE_ARN_RE"]
 
-ROLE_ARN_RE = re.compile(
-    r"^arn:aws[\w-]*:iam::(\d{12}):role/(?:[\w+=,.@/-]*/)?([\w+=,.@-]{1,64})$"
-)
+ROLE_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/(?:[\w+=,.@/-]*/)?([\w+=,.@-]{1,64})$")
 _SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
 
 
