@@ -3,9 +3,17 @@
 A real HTTP server (aiohttp) that botocore/aiobotocore clients reach through
 ``AWS_ENDPOINT_URL``. Responses and errors are serialized by moto's server-side serializers;
 moto is the optional ``emulator`` extra and is imported only when an emulator is built.
+
+The parts: ``fleet`` (the fleet and fault files), ``state`` (the fleet as AWS shows it,
+credentials, faults, throttling, stats), ``wire`` (moto's serializers), ``ops_sts`` /
+``ops_rds`` / ``ops_tagging`` (the operations, tabled in ``operations``), ``core`` (the
+dispatcher: faults, throttling, the reply ``cache``), ``control`` (the ``/_emulator/`` API),
+``app`` (the aiohttp application), ``thread`` (:func:`serve`, :class:`EmulatorThread`), ``cli``.
 """
 
+from .app import build_app
 from .cli import DEMO_FLEET, main
+from .core import Emulator
 from .fleet import (
     Account,
     Fault,
@@ -22,7 +30,7 @@ from .fleet import (
     parse_fleet,
     parse_throttle,
 )
-from .server import Emulator, EmulatorThread, build_app, serve
+from .thread import EmulatorThread, serve
 from .wire import MOTO_MISSING_MESSAGE, EmulatorUnavailable
 
 __all__ = [

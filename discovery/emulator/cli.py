@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .fleet import Fault, Fleet, FleetError, Throttle, load_fleet, parse_faults, parse_throttle
+from .thread import serve
 from .wire import EmulatorUnavailable, require_moto
 
 __all__ = ["DEMO_FLEET", "main"]
@@ -97,8 +98,6 @@ async def _run(
     throttle: Throttle | None,
     warm: bool = False,
 ) -> None:
-    from .server import serve
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
