@@ -13,7 +13,7 @@ dispatcher: faults, throttling, the reply ``cache``), ``control`` (the ``/_emula
 
 from .app import build_app
 from .cli import DEMO_FLEET, main
-from .core import Emulator
+from .dispatch import Emulator
 from .fleet import (
     Account,
     Fault,

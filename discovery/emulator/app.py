@@ -1,7 +1,7 @@
 """The emulator as an aiohttp application: the control API plus every other path as AWS.
 
 botocore sends all three services to the one ``AWS_ENDPOINT_URL``; the dispatcher tells them
-apart by the request itself (:meth:`.core.Emulator.handle`), so the AWS routes are catch-alls.
+apart by the request itself (:meth:`.dispatch.Emulator.handle`), so the AWS routes are catch-alls.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from .control import add_control_routes
-from .core import EMULATOR_KEY, Emulator, FaultsArg, ThrottleArg
+from .dispatch import EMULATOR_KEY, Emulator, FaultsArg, ThrottleArg
 from .fleet import Fleet, parse_fleet
 
 __all__ = ["build_app"]

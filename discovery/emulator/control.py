@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .core import EMULATOR_KEY
+from .dispatch import EMULATOR_KEY
 from .fleet import FleetError, parse_fleet
 
 __all__ = ["add_control_routes"]

@@ -3,7 +3,7 @@
 A handler is a plain function over the emulator's current state (a :class:`World`): it checks
 the request parameters, reads the fleet index or issues credentials, and returns the result
 that moto's serializer puts on the wire, or raises :class:`ApiError`. Handlers know nothing of
-HTTP, faults, throttling or the reply cache: the dispatcher (:mod:`.core`) does those once for
+HTTP, faults, throttling or the reply cache: the dispatcher (:mod:`.dispatch`) does those once for
 every operation.
 """
 
