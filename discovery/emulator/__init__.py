@@ -6,7 +6,7 @@ moto is the optional ``emulator`` extra and is imported only when an emulator is
 
 The parts: ``fleet`` (the fleet and fault files), ``state`` (the fleet as AWS shows it,
 credentials, faults, throttling, stats), ``wire`` (moto's serializers), ``ops_sts`` /
-``ops_rds`` / ``ops_tagging`` (the operations, tabled in ``operations``), ``core`` (the
+``ops_rds`` / ``ops_tagging`` (the operations, tabled in ``operations``), ``dispatch`` (the
 dispatcher: faults, throttling, the reply ``cache``), ``control`` (the ``/_emulator/`` API),
 ``app`` (the aiohttp application), ``thread`` (:func:`serve`, :class:`EmulatorThread`), ``cli``.
 """
