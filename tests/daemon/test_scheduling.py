@@ -15,7 +15,8 @@ import yaml
 
 from discovery.core.config import Config
 from discovery.core.model import Changes
-from discovery.daemon.daemon import JOB_ID, Daemon, GuardedRegistry, RegistryOpener, make_trigger
+from discovery.daemon.backend import GuardedRegistry
+from discovery.daemon.scheduler import JOB_ID, Daemon, make_trigger
 from discovery.output.logs import Redactor
 from discovery.output.metrics import Metrics
 from discovery.registry.base import Registry, RegistryError
@@ -32,6 +33,7 @@ from tests.daemon.inprocess import (
     no_registry,
     sample,
 )
+from tests.daemon.openers import RegistryOpener, backend_opener
 
 
 @pytest.fixture
@@ -53,7 +55,7 @@ async def running() -> AsyncIterator[Callable[..., Awaitable[Daemon]]]:
             config_path=config_path,
             source=source,
             registry=registry if registry is not None else MemoryRegistry(),
-            open_registry=open_registry,
+            open_backend=backend_opener(open_registry),
             metrics=metrics or Metrics(),
             redactor=Redactor(),
         )
