@@ -24,9 +24,10 @@
   and scope (see `discovery.output.logs`).
 
 The parts, each with one job: `election` (the role), `runner` (one cycle, an outcome value),
-`backend` (the registry slot), `reload`, `status`, `scheduler` (the `Daemon` that schedules
-them) and `server` (HTTP). This module is the process: it gets the AWS source and the backend
-from openers its caller injects (`discovery.wiring`), and imports no entry point.
+`backend` (the registry slot), `reload`, `status`, `scheduler` (the APScheduler job), `daemon`
+(the `Daemon` that wires them) and `server` (HTTP). This module is the process: it gets the
+AWS source and the backend from openers its caller injects (`discovery.wiring`), and imports
+no entry point.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ from discovery import __version__
 from discovery.aws.source import ProxySource
 from discovery.core.config import Config, parse_listen
 from discovery.daemon.backend import BackendOpener
+from discovery.daemon.daemon import Daemon
 from discovery.daemon.election import election_interval
-from discovery.daemon.scheduler import Daemon
 from discovery.daemon.server import build_app, start_server
 from discovery.output.logs import Redactor
 from discovery.output.metrics import Metrics

@@ -1,4 +1,5 @@
-"""One daemon cycle on a given registry, and how it ended, as a value.
+"""One daemon cycle on a given registry, and how it ended, as a value (or, for a follower,
+the registry read it does instead).
 
 `CycleRunner.run` runs `run_cycle` and maps what stopped it to an outcome: `ok`, `partial`
 (some scopes failed and were left frozen), `error` (registry unreachable, a concurrent writer,
@@ -193,6 +194,20 @@ class CycleRunner:
         )
         log_outcome(outcome, duration)
         return outcome
+
+    async def follow(self, registry: GuardedRegistry) -> bool:
+        """A follower's scheduled run, instead of a cycle: one registry read. True if it
+        answered."""
+        was = registry.reachable
+        try:
+            await registry.list_resources()
+        except RegistryError as exc:
+            if was is not False:
+                log.error("registry unreachable (this replica follows): %s", exc)
+            return False
+        if was is False:
+            log.info("registry reachable again")
+        return True
 
     def _observe_scope(self, result: ScopeResult) -> None:
         scope = result.scope

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from discovery.core.config import Config
 from discovery.core.summary import ScopeSummary
 from discovery.daemon.backend import GuardedRegistry
-from discovery.daemon.election import Election
+from discovery.daemon.election import Election, election_interval
 from discovery.daemon.runner import CycleOutcome
 from discovery.output.logs import Redactor
 from discovery.output.metrics import SUCCESS_RESULTS
@@ -135,41 +136,36 @@ def cycle_document(outcome: CycleOutcome) -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True)
 class StatusView:
-    """The parts of `/status` that are not the cycle's: role, config, registry, schedule."""
+    """What `/status` is made of, besides the last cycle: role, config, registry, schedule."""
 
-    discovery_group: str
+    config: Config
+    config_path: str
+    config_loaded_at: float
     version: str
     started_at: float
     ready: tuple[bool, str]
-    leading: bool
     election: Election
-    election_interval: float
-    config_path: str
-    config_loaded_at: float
-    poll_interval: float
-    poll_jitter: float
-    backend: str
     registry: GuardedRegistry
     book: CycleBook
-    running: str | None
-    next_at: float | None
+    running: str | None  # the id of the cycle under way
+    next_at: float | None  # when the next scheduled run is due
 
 
 def status_document(view: StatusView) -> dict[str, Any]:
-    election, book = view.election, view.book
+    config, election, book = view.config, view.election, view.book
     ready, why = view.ready
     return {
-        "discovery_group": view.discovery_group,
+        "discovery_group": config.discovery_group,
         "version": view.version,
         "started_at": iso(view.started_at),
         "ready": ready,
         "ready_reason": why,
-        "role": "leader" if view.leading else "follower",
+        "role": "leader" if election.leading else "follower",
         "leadership": {
             # False: a registry with one writer (SQLite), always the leader.
             "elected": election.elected,
             "since": iso(election.since),
-            "election_interval_seconds": view.election_interval,
+            "election_interval_seconds": election_interval(config),
             "last_error": election.last_error,
             "last_lost_at": iso(election.lost_at),
             "last_lost_reason": election.lost_reason,
@@ -177,11 +173,11 @@ def status_document(view: StatusView) -> dict[str, Any]:
         "config": {
             "path": view.config_path,
             "loaded_at": iso(view.config_loaded_at),
-            "poll_interval_seconds": view.poll_interval,
-            "poll_jitter_seconds": view.poll_jitter,
+            "poll_interval_seconds": config.poll_interval,
+            "poll_jitter_seconds": config.poll_jitter_seconds,
         },
         "registry": {
-            "backend": view.backend,
+            "backend": config.registry.backend,
             "reachable": view.registry.reachable,
             "error": view.registry.error,
         },

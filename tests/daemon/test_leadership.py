@@ -19,8 +19,9 @@ import yaml
 
 import discovery.daemon.election
 from discovery.core.config import Config
+from discovery.daemon.daemon import Daemon
 from discovery.daemon.election import election_interval
-from discovery.daemon.scheduler import JOB_ID, Daemon
+from discovery.daemon.scheduler import JOB_ID
 from discovery.output.logs import Redactor
 from discovery.output.metrics import Metrics
 from discovery.registry.base import Registry
@@ -163,7 +164,7 @@ async def test_a_follower_takes_over_at_once_when_the_lock_is_free_and_stays_rea
     ]
     status = daemon.status()
     assert status["role"] == "leader"
-    job = daemon._scheduler.get_job(JOB_ID) if daemon._scheduler else None
+    job = daemon.scheduler.get_job(JOB_ID) if daemon.scheduler else None
     assert job is not None and (job.next_run_time - datetime.now(UTC)).total_seconds() > 3000
     await asyncio.sleep(0.5)
     assert source.started == 1  # exactly one takeover cycle, not one per election step
@@ -191,8 +192,8 @@ async def test_a_leader_that_loses_its_lock_mid_fetch_stops_the_cycle_fenced(
     source.proxies = (a_proxy("p1"), a_proxy("p2"))
     source.block = asyncio.Event()
     source.fetching.clear()
-    assert daemon._scheduler is not None
-    daemon._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
+    assert daemon.scheduler is not None
+    daemon.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
     await asyncio.wait_for(source.fetching.wait(), timeout=10)
     caplog.set_level(logging.INFO, logger="discovery.daemon")
     lock.holder = object()

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from discovery.core.model import AWSInfo, Resource, Scope, ScopeResult, Skipped, StoredResource
+from discovery.core.model import AWSInfo, Resource, Skipped, StoredResource
 from discovery.core.plan import Plan, Withheld
-from discovery.core.summary import CycleReport, ScopeSummary, summarize
+from discovery.core.summary import CycleReport, CycleSummary, ScopeSummary, summarize
 from discovery.output.metrics import Metrics
 from tests.tools import ROOT, promtool
 
@@ -50,7 +50,13 @@ def a_plan(**overrides: object) -> Plan:
 
 
 def a_scope(
-    account: str, region: str, *, up: bool, resources: int, last_success: float | None
+    account: str,
+    region: str,
+    *,
+    up: bool,
+    resources: int,
+    last_success: float | None,
+    skipped_codes: tuple[str, ...] = (),
 ) -> ScopeSummary:
     return ScopeSummary(
         matcher=0,
@@ -60,22 +66,18 @@ def a_scope(
         ok=up,
         error="",
         resources=resources,
-        skipped=(),
+        skipped=tuple(
+            Skipped(name=f"s{i}", reason="", code=c) for i, c in enumerate(skipped_codes)
+        ),
         last_success=last_success,
     )
 
 
-def a_report(plan: Plan, *, applied: bool, skipped_codes: list[str]) -> CycleReport:
-    skipped = tuple(Skipped(name=f"s{i}", reason="", code=c) for i, c in enumerate(skipped_codes))
-    scope = ScopeResult(scope=Scope(matcher_index=0, region="us-east-1"), ok=True, skipped=skipped)
-    return CycleReport(
-        discovery_group="unit", dry_run=False, plan=plan, scopes=(scope,), applied=applied
+def a_cycle(plan: Plan, *, applied: bool, scopes: list[ScopeSummary]) -> CycleSummary:
+    report = CycleReport(
+        discovery_group="unit", dry_run=False, plan=plan, scopes=(), applied=applied
     )
-
-
-def observe_plan(metrics: Metrics, report: CycleReport) -> None:
-    """The plan's gauges of a cycle, without touching the per-scope series."""
-    metrics.observe_summary(replace(summarize(report), scopes=()))
+    return replace(summarize(report), scopes=tuple(scopes))
 
 
 def populated() -> Metrics:
@@ -87,16 +89,19 @@ def populated() -> Metrics:
     metrics.cycles_skipped.inc()
     metrics.observe_reload(ok=False)
     metrics.registry_up.set(1)
-    metrics.observe_scopes(
-        [
-            a_scope("111111111111", "us-east-1", up=True, resources=4, last_success=1.0),
-            a_scope("", "eu-west-1", up=False, resources=0, last_success=None),
-        ]
-    )
+    scopes = [
+        a_scope(
+            "111111111111",
+            "us-east-1",
+            up=True,
+            resources=4,
+            last_success=1.0,
+            skipped_codes=("tls-disabled", "tls-disabled"),
+        ),
+        a_scope("", "eu-west-1", up=False, resources=0, last_success=None),
+    ]
     # Applied: 10 owned before, one created and one deleted, 10 after.
-    observe_plan(
-        metrics, a_report(a_plan(), applied=True, skipped_codes=["tls-disabled", "tls-disabled"])
-    )
+    metrics.observe_summary(a_cycle(a_plan(), applied=True, scopes=scopes))
     return metrics
 
 
@@ -148,10 +153,8 @@ def test_the_last_cycle_sets_the_gauges() -> None:
 
     # The next cycle: nothing withheld, the skipped reason is gone (0, not missing), an error
     # cycle does not move the last-success time.
-    observe_plan(
-        metrics,
-        a_report(a_plan(withheld=(), create=(), delete=()), applied=False, skipped_codes=[]),
-    )
+    quiet = a_plan(withheld=(), create=(), delete=())
+    metrics.observe_summary(a_cycle(quiet, applied=False, scopes=[]))
     metrics.observe_cycle(result="error", duration=0.1, finished_at=1_800_000_000.0)
     assert value("discovery_changes_withheld", {"reason": "delete-guard"}) == 0
     assert value("discovery_skipped_items", {"reason": "tls-disabled"}) == 0
