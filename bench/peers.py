@@ -20,7 +20,7 @@ from aiobotocore.session import AioSession, get_session
 
 from discovery.core.config import Config
 from discovery.core.model import Scope
-from discovery.reconcile.cycle import expand_scopes
+from discovery.core.scopes import expand_scopes
 
 MAX_PAGES = 10
 PAGE_SIZE = 100

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -22,8 +22,9 @@ from discovery.aws.source import AWSSettings, AWSSource
 from discovery.core.config import Config, ConfigError, load_config
 from discovery.core.model import ScopeResult
 from discovery.core.scopes import expand_scopes
+from discovery.core.summary import CycleReport
 from discovery.output.report import render_json, render_text, render_yaml
-from discovery.reconcile.cycle import CycleReport, run_cycle
+from discovery.reconcile.cycle import run_cycle
 from discovery.registry.base import Registry, RegistryConflict, RegistryError
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from discovery.core.config import parse_listen
-    from discovery.daemon.daemon import run_daemon
+    from discovery.daemon.process import run_daemon
     from discovery.output.logs import Redactor, configure_logging
 
     config_path = Path(args.config)
@@ -223,22 +224,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         redactor=Redactor(m.external_id for m in config.aws),
     )
-    # A backend this build lacks, or no DSN: exit 2 now. The registry's applies are fenced on
-    # the elector: they commit only while this replica holds the leader lock.
-    leadership = open_leadership(config, config_path)
-    registry = open_registry(config, config_path, leadership=leadership)
+    # run_daemon opens the first backend before it starts anything: a backend this build
+    # lacks, or no DSN, raises out of it and exits 2.
     return asyncio.run(
         run_daemon(
             config=config,
             config_path=config_path,
             listen=listen,
             listen_fixed=args.listen is not None,
-            registry=registry,
-            open_registry=open_registry,
             redactor=redactor,
-            leadership=leadership,
-            open_leadership=open_leadership,
+            open_backend=open_backend,
+            open_source=open_source,
         )
+    )
+
+
+def open_backend(config: Config, config_path: Path, /) -> tuple[Registry, Leadership]:
+    """The daemon's registry and its elector; the registry's applies are fenced on the elector:
+    they commit only while this replica holds the leader lock."""
+    leadership = open_leadership(config, config_path)
+    return open_registry(config, config_path, leadership=leadership), leadership
+
+
+def open_source(
+    config: Config,
+    /,
+    *,
+    on_call: Callable[[str, str, int], None],
+    on_throttle: Callable[[str], None],
+) -> AWSSource:
+    """The daemon's one AWS source, with the config's aws_client settings."""
+    return AWSSource(
+        settings=AWSSettings.from_config(config.aws_client),
+        on_call=on_call,
+        on_throttle=on_throttle,
     )
 
 

@@ -21,8 +21,8 @@ import yaml
 
 from discovery.core.config import load_config
 from discovery.core.model import is_owned
+from discovery.core.summary import CycleReport
 from discovery.output.report import render_text
-from discovery.reconcile.cycle import CycleReport
 from discovery.registry.sqlite import SQLiteRegistry
 
 HERE = Path(__file__).resolve().parent

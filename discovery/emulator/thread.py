@@ -56,7 +56,7 @@ async def serve(
 ) -> None:
     """Serve until ``stop`` is set or the task is cancelled; ``ready(url)`` once listening.
 
-    ``warm`` pre-serializes every listing page before listening (see :meth:`.dispatch.Emulator.warm`).
+    ``warm`` pre-serializes every listing page before listening (see ``Emulator.warm``).
     """
     app = build_app(fleet, faults=faults, latency_ms=latency_ms, throttle=throttle)
     if warm:
@@ -196,7 +196,7 @@ class EmulatorThread:
         self._call(self.emulator.stats.reset)
 
     def warm(self, page_size: int = 100) -> int:
-        """Pre-serialize all listing pages (see :meth:`.dispatch.Emulator.warm`); returns the count."""
+        """Pre-serialize all listing pages (see ``Emulator.warm``); returns the count."""
         return cast(int, self._call(lambda: self.emulator.warm(page_size)))
 
     def env(self, region: str = "us-east-1") -> dict[str, str]:

@@ -9,14 +9,15 @@ Counters count events (cycles, AWS calls, changes written). Gauges describe the 
 cycle (resources discovered, withheld, skipped, conflicts): a change withheld for ten cycles is
 one withheld change, not ten. A replica that is not the leader of its discovery group runs no
 cycles, so it reports those gauges empty (0, no per-scope series): folded across replicas with
-`max`, they are the leader's.
+`max`, they are the leader's. What a cycle did comes from its one `CycleSummary`: nothing is
+counted here.
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Metric
 from prometheus_client.exposition import choose_encoder
@@ -29,8 +30,8 @@ from discovery.core.plan import (
     REASON_GUARD,
     REASON_POLICY,
     REASON_SCOPE_FAILED,
-    Plan,
 )
+from discovery.core.summary import CycleSummary, ScopeSummary
 
 CYCLE_RESULTS = ("ok", "partial", "error", "fenced")
 # Results of a cycle that got its plan applied (or found nothing to apply).
@@ -57,17 +58,6 @@ UNKNOWN_ACCOUNT = "unknown"
 # From a handful of proxies against a local emulator (~0.1 s) to thousands across dozens of
 # accounts behind AWS throttling (minutes).
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScopeSample:
-    """One (account, region) as the metrics show it, after the last cycle."""
-
-    account: str
-    region: str
-    up: bool
-    resources: int
-    last_success: float | None
 
 
 class Metrics:
@@ -231,46 +221,46 @@ class Metrics:
         if result in SUCCESS_RESULTS:
             self.last_success.set(finished_at)
 
-    def observe_scopes(self, scopes: Sequence[ScopeSample]) -> None:
-        """Replace the per-scope series: scopes removed from the config disappear."""
-        merged: dict[tuple[str, str], ScopeSample] = {}
-        for sample in scopes:
-            key = (sample.account or UNKNOWN_ACCOUNT, sample.region)
-            seen = merged.get(key)
-            if seen is not None:  # several matchers on one account and region
-                sample = ScopeSample(
-                    account=key[0],
-                    region=key[1],
-                    up=seen.up and sample.up,
-                    resources=seen.resources + sample.resources,
-                    last_success=_older(seen.last_success, sample.last_success),
-                )
-            merged[key] = sample
-        for gauge in (self.scope_up, self.scope_last_success, self.discovered):
-            gauge.clear()
-        for (account, region), sample in sorted(merged.items()):
-            self.scope_up.labels(account, region).set(1 if sample.up else 0)
-            self.discovered.labels(account, region).set(sample.resources)
-            if sample.last_success is not None:
-                self.scope_last_success.labels(account, region).set(sample.last_success)
-
-    def observe_plan(
-        self, plan: Plan, *, applied: bool, owned_after: int, skipped_codes: Iterable[str]
-    ) -> None:
-        if applied:
-            self.changes_applied.labels("create").inc(len(plan.create))
-            self.changes_applied.labels("update").inc(len(plan.update))
-            self.changes_applied.labels("delete").inc(len(plan.delete))
-        self.owned.set(owned_after)
-        withheld = _count(w.code for w in plan.withheld)
+    def observe_summary(self, summary: CycleSummary) -> None:
+        """The last cycle's gauges, and the changes it wrote; plan gauges only if it planned."""
+        self.observe_scopes(summary.scopes)
+        if not summary.planned:
+            return
+        self.changes_applied.labels("create").inc(summary.created)
+        self.changes_applied.labels("update").inc(summary.updated)
+        self.changes_applied.labels("delete").inc(summary.deleted)
+        self.owned.set(summary.owned)
+        withheld = summary.withheld_by_reason
         self._withheld_reasons |= set(withheld)
         for reason in self._withheld_reasons:
             self.changes_withheld.labels(reason).set(withheld.get(reason, 0))
-        self.conflicts.set(plan.conflicts)
-        skipped = _count(skipped_codes)
+        self.conflicts.set(summary.conflicts)
+        skipped = summary.skipped_by_reason
         self._skip_reasons |= set(skipped)
         for reason in self._skip_reasons:  # a reason that went away reads 0, not "no data"
             self.skipped.labels(reason).set(skipped.get(reason, 0))
+
+    def observe_scopes(self, scopes: Sequence[ScopeSummary]) -> None:
+        """Replace the per-scope series: scopes removed from the config disappear."""
+        merged: dict[tuple[str, str], _ScopeSeries] = {}
+        for scope in scopes:
+            key = (scope.account_id or UNKNOWN_ACCOUNT, scope.region)
+            seen = merged.get(key)
+            if seen is None:
+                merged[key] = _ScopeSeries(scope.ok, scope.resources, scope.last_success)
+            else:  # several matchers on one account and region
+                merged[key] = _ScopeSeries(
+                    seen.up and scope.ok,
+                    seen.resources + scope.resources,
+                    _older(seen.last_success, scope.last_success),
+                )
+        for gauge in (self.scope_up, self.scope_last_success, self.discovered):
+            gauge.clear()
+        for (account, region), series in sorted(merged.items()):
+            self.scope_up.labels(account, region).set(1 if series.up else 0)
+            self.discovered.labels(account, region).set(series.resources)
+            if series.last_success is not None:
+                self.scope_last_success.labels(account, region).set(series.last_success)
 
     # --- the daemon --------------------------------------------------------------------------
 
@@ -319,12 +309,13 @@ class _WithoutCreated(Collector):
             yield family
 
 
+class _ScopeSeries(NamedTuple):
+    """One (account, region)'s series: several matchers on it are folded into one."""
+
+    up: bool
+    resources: int
+    last_success: float | None
+
+
 def _older(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else min(a, b)
-
-
-def _count(codes: Iterable[str]) -> Mapping[str, int]:
-    counts: dict[str, int] = {}
-    for code in codes:
-        counts[code] = counts.get(code, 0) + 1
-    return counts

@@ -1,6 +1,8 @@
 """How a cycle's outcome is shown: the DESIGN §7 JSON document, YAML, and a text table.
 
-Pure functions from a `CycleReport` to data or text.
+Pure functions from a `CycleReport` to data or text. The counts come from the cycle's one
+`CycleSummary`, and `scope_document` is the one JSON shape of a scope (the daemon's `/status`
+uses it too).
 """
 
 from __future__ import annotations
@@ -10,26 +12,27 @@ from typing import Any
 
 import yaml
 
-from discovery.core.model import ScopeResult
-from discovery.reconcile.cycle import CycleReport
+from discovery.core.summary import CycleReport, ScopeSummary, summarize
 
 
-def scope_document(result: ScopeResult) -> dict[str, Any]:
+def scope_document(scope: ScopeSummary) -> dict[str, Any]:
+    """DESIGN §7's scope object."""
     doc: dict[str, Any] = {
-        "matcher": result.scope.matcher_index,
-        "region": result.scope.region,
-        "account_id": result.account_id,
-        "assume_role_arn": result.scope.assume_role_arn,
-        "status": "ok" if result.ok else "failed",
-        "error": result.error,
-        "resources": len(result.resources),
-        "skipped": [{"name": s.name, "reason": s.reason} for s in result.skipped],
+        "matcher": scope.matcher,
+        "region": scope.region,
+        "account_id": scope.account_id,
+        "assume_role_arn": scope.assume_role_arn,
+        "status": scope.status,
+        "error": scope.error,
+        "resources": scope.resources,
+        "skipped": [{"name": s.name, "reason": s.reason} for s in scope.skipped],
     }
     return doc
 
 
 def report_document(report: CycleReport) -> dict[str, Any]:
     plan = report.plan
+    summary = summarize(report)
     return {
         "discovery_group": report.discovery_group,
         "dry_run": report.dry_run,
@@ -40,12 +43,12 @@ def report_document(report: CycleReport) -> dict[str, Any]:
                 for u in plan.update
             ],
             "delete": [s.resource.to_dict() for s in plan.delete],
-            "unchanged": plan.unchanged,
+            "unchanged": summary.unchanged,
         },
         "withheld": [
             {"name": w.name, "action": w.action, "reason": w.reason} for w in plan.withheld
         ],
-        "scopes": [scope_document(s) for s in report.scopes],
+        "scopes": [scope_document(s) for s in summary.scopes],
     }
 
 
@@ -83,6 +86,7 @@ def _changed_fields(before: dict[str, Any], after: dict[str, Any], prefix: str =
 
 def render_text(report: CycleReport) -> str:
     plan = report.plan
+    summary = summarize(report)
     lines: list[str] = []
     mode = (
         "dry run, nothing written"
@@ -99,14 +103,14 @@ def render_text(report: CycleReport) -> str:
     rows += [["delete", s.resource.name, s.resource.uri] for s in plan.delete]
     verb = "Planned" if report.dry_run else "Changes"
     lines.append(
-        f"{verb}: {len(plan.create)} to create, {len(plan.update)} to update, "
-        f"{len(plan.delete)} to delete, {plan.unchanged} unchanged"
+        f"{verb}: {summary.to_create} to create, {summary.to_update} to update, "
+        f"{summary.to_delete} to delete, {summary.unchanged} unchanged"
     )
     if rows:
         lines += format_table(rows, ["ACTION", "NAME", "DETAIL"])
     if plan.withheld:
         lines.append("")
-        lines.append(f"Withheld: {len(plan.withheld)}")
+        lines.append(f"Withheld: {summary.withheld}")
         groups: dict[tuple[str, str], list[str]] = {}
         for w in plan.withheld:
             groups.setdefault((w.action, w.reason), []).append(w.name)
@@ -117,34 +121,32 @@ def render_text(report: CycleReport) -> str:
     lines.append("Scopes:")
     scope_rows = [
         [
-            str(s.scope.matcher_index),
+            str(s.matcher),
             s.account_id or "?",
-            s.scope.region,
+            s.region,
             "ok" if s.ok else "FAILED",
-            str(len(s.resources)),
+            str(s.resources),
             str(len(s.skipped)),
             s.error,
         ]
-        for s in report.scopes
+        for s in summary.scopes
     ]
     lines += format_table(
         scope_rows, ["MATCHER", "ACCOUNT", "REGION", "STATUS", "RESOURCES", "SKIPPED", "ERROR"]
     )
-    skipped = [(s.scope.region, k) for s in report.scopes for k in s.skipped]
+    skipped = [(s.region, k) for s in summary.scopes for k in s.skipped]
     if skipped:
         lines.append("")
-        lines.append(f"Skipped: {len(skipped)}")
+        lines.append(f"Skipped: {summary.skipped}")
         lines += format_table(
             [[region, k.name, k.reason] for region, k in skipped], ["REGION", "NAME", "REASON"]
         )
-    if plan.guard_tripped:
+    if summary.guard_tripped:
         lines.append("")
         lines.append(
             "Deletes withheld by the delete guard; review them, then run `discovery scan --force`."
         )
-    if report.failed_scopes:
+    if summary.failed:
         lines.append("")
-        lines.append(
-            f"{report.failed_scopes} scope(s) failed; their resources were left as they are."
-        )
+        lines.append(f"{summary.failed} scope(s) failed; their resources were left as they are.")
     return "\n".join(lines) + "\n"

@@ -9,32 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from discovery.aws.source import FetchError, ProxySource
 from discovery.core.config import Config
 from discovery.core.convert import convert_proxies
 from discovery.core.model import Scope, ScopeResult
-from discovery.core.plan import Plan, make_plan
+from discovery.core.plan import make_plan
 from discovery.core.scopes import expand_scopes
+from discovery.core.summary import CycleReport
 from discovery.output.logs import scope_context
 from discovery.registry.base import Registry
 
 ScopeObserver = Callable[[ScopeResult], None]
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True)
-class CycleReport:
-    discovery_group: str
-    dry_run: bool
-    plan: Plan
-    scopes: tuple[ScopeResult, ...]
-    applied: bool
-
-    @property
-    def failed_scopes(self) -> int:
-        return sum(1 for s in self.scopes if not s.ok)
 
 
 async def fetch_scope(source: ProxySource, scope: Scope) -> ScopeResult:

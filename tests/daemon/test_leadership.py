@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-import discovery.daemon.daemon
+import discovery.daemon.election
 from discovery.core.config import Config
-from discovery.daemon.daemon import JOB_ID, Daemon, election_interval
+from discovery.daemon.daemon import Daemon
+from discovery.daemon.election import election_interval
+from discovery.daemon.scheduler import JOB_ID
 from discovery.output.logs import Redactor
 from discovery.output.metrics import Metrics
 from discovery.registry.base import Registry
@@ -38,6 +40,7 @@ from tests.daemon.inprocess import (
     no_registry,
     sample,
 )
+from tests.daemon.openers import backend_opener
 
 # Election steps every 50 ms whatever the poll interval, so that a test with a poll interval of
 # an hour shows a takeover or a loss that did not wait for the schedule.
@@ -46,7 +49,7 @@ STEP_S = 0.05
 
 @pytest.fixture(autouse=True)
 def fast_election(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(discovery.daemon.daemon, "ELECTION_INTERVAL_MAX_S", STEP_S)
+    monkeypatch.setattr(discovery.daemon.election, "ELECTION_INTERVAL_MAX_S", STEP_S)
 
 
 @pytest.fixture
@@ -72,10 +75,9 @@ async def running() -> AsyncIterator[Callable[..., Awaitable[Daemon]]]:
             config_path=config_path,
             source=source,
             registry=registry,
-            open_registry=open_registry,
+            open_backend=backend_opener(open_registry, open_leadership or no_leadership),
             metrics=metrics or Metrics(),
             leadership=leadership,
-            open_leadership=open_leadership or no_leadership,
             redactor=Redactor(),
         )
         started.append(daemon)
@@ -162,7 +164,7 @@ async def test_a_follower_takes_over_at_once_when_the_lock_is_free_and_stays_rea
     ]
     status = daemon.status()
     assert status["role"] == "leader"
-    job = daemon._scheduler.get_job(JOB_ID) if daemon._scheduler else None
+    job = daemon.scheduler.get_job(JOB_ID) if daemon.scheduler else None
     assert job is not None and (job.next_run_time - datetime.now(UTC)).total_seconds() > 3000
     await asyncio.sleep(0.5)
     assert source.started == 1  # exactly one takeover cycle, not one per election step
@@ -190,10 +192,10 @@ async def test_a_leader_that_loses_its_lock_mid_fetch_stops_the_cycle_fenced(
     source.proxies = (a_proxy("p1"), a_proxy("p2"))
     source.block = asyncio.Event()
     source.fetching.clear()
-    assert daemon._scheduler is not None
-    daemon._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
+    assert daemon.scheduler is not None
+    daemon.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
     await asyncio.wait_for(source.fetching.wait(), timeout=10)
-    caplog.set_level(logging.INFO, logger="discovery.daemon.daemon")
+    caplog.set_level(logging.INFO, logger="discovery.daemon")
     lock.holder = object()
 
     await eventually(
@@ -231,7 +233,7 @@ async def test_a_leader_that_loses_its_lock_mid_fetch_stops_the_cycle_fenced(
 async def test_an_apply_refused_by_the_fence_is_a_fenced_cycle_and_writes_nothing(
     running: Callable[..., Awaitable[Daemon]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="discovery.daemon.daemon")
+    caplog.set_level(logging.INFO, logger="discovery.daemon")
     lock = Lock()
     leadership = FakeLeadership(lock)
     registry = FencedRegistry(leadership)
@@ -290,7 +292,7 @@ async def test_a_conflict_while_still_leading_is_an_error_not_fenced(
 async def test_a_replica_that_lost_the_lock_lets_a_follower_take_it_first(
     running: Callable[..., Awaitable[Daemon]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(discovery.daemon.daemon, "ELECTION_INTERVAL_MAX_S", 0.5)
+    monkeypatch.setattr(discovery.daemon.election, "ELECTION_INTERVAL_MAX_S", 0.5)
     lock = Lock()
     leadership = FakeLeadership(lock)
     metrics = Metrics()

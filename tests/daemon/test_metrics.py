@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import subprocess
+from dataclasses import replace
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from discovery.core.model import AWSInfo, Resource, StoredResource
+from discovery.core.model import AWSInfo, Resource, Skipped, StoredResource
 from discovery.core.plan import Plan, Withheld
-from discovery.output.metrics import Metrics, ScopeSample
+from discovery.core.summary import CycleReport, CycleSummary, ScopeSummary, summarize
+from discovery.output.metrics import Metrics
 from tests.tools import ROOT, promtool
 
 
@@ -47,6 +49,37 @@ def a_plan(**overrides: object) -> Plan:
     return Plan(**values)  # type: ignore[arg-type]
 
 
+def a_scope(
+    account: str,
+    region: str,
+    *,
+    up: bool,
+    resources: int,
+    last_success: float | None,
+    skipped_codes: tuple[str, ...] = (),
+) -> ScopeSummary:
+    return ScopeSummary(
+        matcher=0,
+        region=region,
+        account_id=account,
+        assume_role_arn="",
+        ok=up,
+        error="",
+        resources=resources,
+        skipped=tuple(
+            Skipped(name=f"s{i}", reason="", code=c) for i, c in enumerate(skipped_codes)
+        ),
+        last_success=last_success,
+    )
+
+
+def a_cycle(plan: Plan, *, applied: bool, scopes: list[ScopeSummary]) -> CycleSummary:
+    report = CycleReport(
+        discovery_group="unit", dry_run=False, plan=plan, scopes=(), applied=applied
+    )
+    return replace(summarize(report), scopes=tuple(scopes))
+
+
 def populated() -> Metrics:
     metrics = Metrics()
     metrics.observe_call("DescribeDBProxies", "ok", 2)
@@ -56,17 +89,19 @@ def populated() -> Metrics:
     metrics.cycles_skipped.inc()
     metrics.observe_reload(ok=False)
     metrics.registry_up.set(1)
-    metrics.observe_scopes(
-        [
-            ScopeSample(
-                account="111111111111", region="us-east-1", up=True, resources=4, last_success=1.0
-            ),
-            ScopeSample(account="", region="eu-west-1", up=False, resources=0, last_success=None),
-        ]
-    )
-    metrics.observe_plan(
-        a_plan(), applied=True, owned_after=10, skipped_codes=["tls-disabled", "tls-disabled"]
-    )
+    scopes = [
+        a_scope(
+            "111111111111",
+            "us-east-1",
+            up=True,
+            resources=4,
+            last_success=1.0,
+            skipped_codes=("tls-disabled", "tls-disabled"),
+        ),
+        a_scope("", "eu-west-1", up=False, resources=0, last_success=None),
+    ]
+    # Applied: 10 owned before, one created and one deleted, 10 after.
+    metrics.observe_summary(a_cycle(a_plan(), applied=True, scopes=scopes))
     return metrics
 
 
@@ -118,9 +153,8 @@ def test_the_last_cycle_sets_the_gauges() -> None:
 
     # The next cycle: nothing withheld, the skipped reason is gone (0, not missing), an error
     # cycle does not move the last-success time.
-    metrics.observe_plan(
-        a_plan(withheld=(), create=(), delete=()), applied=False, owned_after=10, skipped_codes=[]
-    )
+    quiet = a_plan(withheld=(), create=(), delete=())
+    metrics.observe_summary(a_cycle(quiet, applied=False, scopes=[]))
     metrics.observe_cycle(result="error", duration=0.1, finished_at=1_800_000_000.0)
     assert value("discovery_changes_withheld", {"reason": "delete-guard"}) == 0
     assert value("discovery_skipped_items", {"reason": "tls-disabled"}) == 0
@@ -162,9 +196,9 @@ def test_scope_series_follow_the_config_and_merge_matchers() -> None:
     metrics = Metrics()
     metrics.observe_scopes(
         [
-            ScopeSample(account="1", region="r1", up=True, resources=2, last_success=10.0),
-            ScopeSample(account="1", region="r1", up=False, resources=3, last_success=5.0),
-            ScopeSample(account="1", region="r2", up=True, resources=1, last_success=10.0),
+            a_scope("1", "r1", up=True, resources=2, last_success=10.0),
+            a_scope("1", "r1", up=False, resources=3, last_success=5.0),
+            a_scope("1", "r2", up=True, resources=1, last_success=10.0),
         ]
     )
     value = metrics.registry.get_sample_value
@@ -175,9 +209,7 @@ def test_scope_series_follow_the_config_and_merge_matchers() -> None:
         == 5.0
     )
     # r2 removed from the config: its series go away rather than freeze at their last value.
-    metrics.observe_scopes(
-        [ScopeSample(account="1", region="r1", up=True, resources=2, last_success=20.0)]
-    )
+    metrics.observe_scopes([a_scope("1", "r1", up=True, resources=2, last_success=20.0)])
     assert value("discovery_scope_up", {"account": "1", "region": "r2"}) is None
     assert value("discovery_scope_up", {"account": "1", "region": "r1"}) == 1
 

@@ -15,7 +15,9 @@ import yaml
 
 from discovery.core.config import Config
 from discovery.core.model import Changes
-from discovery.daemon.daemon import JOB_ID, Daemon, GuardedRegistry, RegistryOpener, make_trigger
+from discovery.daemon.backend import GuardedRegistry
+from discovery.daemon.daemon import Daemon
+from discovery.daemon.scheduler import JOB_ID, make_trigger
 from discovery.output.logs import Redactor
 from discovery.output.metrics import Metrics
 from discovery.registry.base import Registry, RegistryError
@@ -32,6 +34,7 @@ from tests.daemon.inprocess import (
     no_registry,
     sample,
 )
+from tests.daemon.openers import RegistryOpener, backend_opener
 
 
 @pytest.fixture
@@ -53,7 +56,7 @@ async def running() -> AsyncIterator[Callable[..., Awaitable[Daemon]]]:
             config_path=config_path,
             source=source,
             registry=registry if registry is not None else MemoryRegistry(),
-            open_registry=open_registry,
+            open_backend=backend_opener(open_registry),
             metrics=metrics or Metrics(),
             redactor=Redactor(),
         )
@@ -71,7 +74,7 @@ async def test_the_first_cycle_runs_at_once(running: Callable[..., Awaitable[Dae
     daemon = await running(make_config(poll_interval="1h"), source)
     await eventually(lambda: daemon.ready()[0], timeout=10, what="the first cycle")
     assert source.started == 1
-    job = daemon._scheduler.get_job(JOB_ID) if daemon._scheduler else None
+    job = daemon.scheduler.get_job(JOB_ID) if daemon.scheduler else None
     assert job is not None and job.next_run_time > datetime.now(UTC) + timedelta(minutes=59)
 
 
@@ -256,6 +259,6 @@ async def test_reload_takes_a_good_config_from_the_next_cycle(
     assert daemon.config.poll_interval == 7200
     assert [c.registry.path for c in opened] == ["other.db"]
     assert sample(metrics, "discovery_poll_interval_seconds") == 7200
-    job = daemon._scheduler.get_job(JOB_ID) if daemon._scheduler else None
+    job = daemon.scheduler.get_job(JOB_ID) if daemon.scheduler else None
     assert job is not None
     assert job.trigger.interval_length == 7200 and job.trigger.jitter == 60

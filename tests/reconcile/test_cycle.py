@@ -30,7 +30,8 @@ from discovery.core.model import (
 )
 from discovery.core.plan import REASON_CONFLICT, REASON_GUARD, REASON_SCOPE_FAILED
 from discovery.core.scopes import expand_scopes
-from discovery.reconcile.cycle import CycleReport, run_cycle
+from discovery.core.summary import CycleReport
+from discovery.reconcile.cycle import run_cycle
 from discovery.registry.memory import MemoryRegistry
 
 GROUP = "prod"

@@ -1,0 +1,167 @@
+"""The daemon's registry and elector: guarded, held in one slot, swapped on reload.
+
+A registry is fenced on its elector (with PostgreSQL an apply commits only while that elector
+holds the leader lock), so the two are opened, swapped and closed together as one `Backend`.
+A reload that changes `registry` or `discovery_group` offers a new backend to the slot; the
+daemon swaps it in between two cycles, never during one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from discovery.core.config import Config
+from discovery.core.model import Changes, StoredResource
+from discovery.registry.base import Registry, RegistryConflict, RegistryError
+from discovery.registry.leader import AlwaysLeader, Leadership
+
+log = logging.getLogger(__name__)
+
+
+class BackendOpener(Protocol):
+    """Opens the registry of a config, fenced on its elector, and that elector, together."""
+
+    def __call__(self, config: Config, config_path: Path, /) -> tuple[Registry, Leadership]: ...
+
+
+class GuardedRegistry:
+    """A `Registry` whose started applies always finish, and which remembers if it answered.
+
+    An apply, once handed to the backend, is shielded from cancellation: stopping the daemon
+    cancels a cycle's fetches at once but never abandons a transaction half-way, and `drain()`
+    waits for it to commit or roll back. Every call also records whether the registry answered,
+    for `/readyz` and `discovery_registry_up`.
+    """
+
+    def __init__(self, inner: Registry) -> None:
+        self.inner = inner
+        self.reachable: bool | None = None  # None: not tried yet
+        self.error = ""
+        self.applies = 0  # applies handed to the backend so far
+        self._apply: asyncio.Future[None] | None = None
+
+    @property
+    def applying(self) -> bool:
+        return self._apply is not None and not self._apply.done()
+
+    async def list_resources(self) -> list[StoredResource]:
+        try:
+            rows = await self.inner.list_resources()
+        except RegistryError as exc:
+            self._answered(exc)
+            raise
+        self._answered(None)
+        return rows
+
+    async def apply(self, changes: Changes) -> None:
+        self.applies += 1
+        task = asyncio.ensure_future(self.inner.apply(changes))
+        self._apply = task
+        task.add_done_callback(self._apply_done)
+        await asyncio.shield(task)
+
+    def _apply_done(self, task: asyncio.Future[None]) -> None:
+        if task.cancelled():
+            return
+        # Retrieving the exception here also keeps a drained apply's error from being reported
+        # as "never retrieved" when its cycle was cancelled.
+        exc = task.exception()
+        if exc is None or isinstance(exc, RegistryError):
+            self._answered(exc)
+
+    def _answered(self, exc: BaseException | None) -> None:
+        if exc is None or isinstance(exc, RegistryConflict):  # a conflict is an answer
+            self.reachable, self.error = True, ""
+        else:
+            self.reachable, self.error = False, str(exc)
+
+    async def drain(self) -> None:
+        if self._apply is not None and not self._apply.done():
+            await asyncio.wait([self._apply])
+
+    async def close(self) -> None:
+        await self.drain()
+        await self.inner.close()
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A registry and the elector its applies are fenced on: opened, swapped, closed together."""
+
+    registry: GuardedRegistry
+    leadership: Leadership
+
+    @classmethod
+    def of(cls, registry: Registry, leadership: Leadership) -> Backend:
+        return cls(GuardedRegistry(registry), leadership)
+
+    @property
+    def elected(self) -> bool:
+        """Whether leadership is contended at all (False: SQLite, always the leader)."""
+        return not isinstance(self.leadership, AlwaysLeader)
+
+    async def close(self) -> None:
+        """Release the leadership (after the registry's apply has drained), close the registry."""
+        await self.registry.drain()
+        try:
+            await self.leadership.release()
+        except Exception as exc:  # the session ends with the process anyway
+            log.warning("could not release the leadership cleanly: %s", exc)
+        await self.registry.close()
+
+
+def needs_new_backend(old: Config, new: Config, current: Backend) -> bool:
+    """Whether a reload from `old` to `new` needs another registry and elector.
+
+    The lock is per database, schema and group, and the registry is fenced on its elector, so
+    a new registry or group means both anew; a new group on a registry with one writer
+    (SQLite, `AlwaysLeader`) keeps them.
+    """
+    if new.registry != old.registry:
+        return True
+    return new.discovery_group != old.discovery_group and current.elected
+
+
+class BackendSlot:
+    """The backend the cycles use now, and the one a reload opened for the next cycle."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.current = backend
+        self._next: Backend | None = None
+        self._discarded: list[Backend] = []  # opened by a reload, never used
+
+    @property
+    def pending(self) -> bool:
+        return self._next is not None
+
+    def offer(self, backend: Backend) -> None:
+        """Use `backend` from the next swap on; of two reloads between cycles, the last wins."""
+        if self._next is not None:
+            self._discarded.append(self._next)
+        self._next = backend
+
+    async def swap(self) -> Backend | None:
+        """Swap in the offered backend, if any (no cycle may run); returns the old one, closed:
+        its leadership released, so a follower may take over."""
+        await self._close_discarded()
+        new = self._next
+        if new is None:
+            return None
+        old, self.current, self._next = self.current, new, None
+        await old.close()
+        return old
+
+    async def close(self) -> None:
+        await self.current.close()
+        if self._next is not None:
+            await self._next.close()
+            self._next = None
+        await self._close_discarded()
+
+    async def _close_discarded(self) -> None:
+        while self._discarded:
+            await self._discarded.pop().close()

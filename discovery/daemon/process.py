@@ -1,0 +1,150 @@
+"""`discovery run`: the cycle of `scan`, on a schedule, observable, and safe to stop or reload.
+
+- Schedule: one APScheduler (3.x, AsyncIOScheduler) interval job. The first cycle runs at once,
+  then every `poll_interval` plus a random 0..`poll_jitter`. Never two cycles at once: a run that
+  comes due while a cycle is still going is skipped and counted, not queued.
+- Leadership (see `discovery.registry.leader`): only the leader of the discovery group runs
+  cycles. Every scheduled run first checks (leader) or tries to take (follower) the leadership;
+  between runs an election loop does the same every `election_interval` (at most 10 s, at most
+  half the poll interval), so a follower takes over within one poll interval of the leader's
+  death and runs its first cycle at once. A leader that finds its lock gone stops its cycle before
+  it writes (result `fenced`), and the registry's fence refuses an apply that was already under
+  way. A follower only reads the registry once per poll interval, to know it can reach it.
+  With SQLite the daemon is always the leader (`AlwaysLeader`).
+- One AWS source (assumed sessions and clients reused across cycles) and one registry and
+  elector for the daemon's life; a reload that changes `registry` or `discovery_group` swaps
+  them between two cycles (the old elector released, the new one started).
+- Stop (SIGTERM/SIGINT): a cycle's AWS fetches are cancelled at once; an apply already handed to
+  the registry runs to its end (commit or rollback) before the leadership is released and the
+  process exits.
+- Reload (SIGHUP): the new config is validated in full first. A bad one is rejected with one
+  log line and the running one stays; a good one applies from the next cycle.
+- What an operator sees: `/metrics`, `/healthz`, `/readyz` and `/status` (see
+  `discovery.daemon.server`, `discovery.daemon.status`), and log lines tagged with the cycle id
+  and scope (see `discovery.output.logs`).
+
+The parts, each with one job: `election` (the role), `runner` (one cycle, an outcome value),
+`backend` (the registry slot), `reload`, `status`, `scheduler` (the APScheduler job), `daemon`
+(the `Daemon` that wires them) and `server` (HTTP). This module is the process: it gets the
+AWS source and the backend from openers its caller injects (`discovery.wiring`), and imports
+no entry point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Protocol
+
+from discovery import __version__
+from discovery.aws.source import ProxySource
+from discovery.core.config import Config, parse_listen
+from discovery.core.scopes import expand_scopes
+from discovery.daemon.backend import BackendOpener
+from discovery.daemon.daemon import Daemon
+from discovery.daemon.election import election_interval
+from discovery.daemon.server import build_app, start_server
+from discovery.output.logs import Redactor
+from discovery.output.metrics import Metrics
+from discovery.registry.leader import AlwaysLeader
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+
+
+class SourceOpener(Protocol):
+    """An async context manager yielding the daemon's one `ProxySource`, counting its calls."""
+
+    def __call__(
+        self,
+        config: Config,
+        /,
+        *,
+        on_call: Callable[[str, str, int], None],
+        on_throttle: Callable[[str], None],
+    ) -> AbstractAsyncContextManager[ProxySource]: ...
+
+
+async def run_daemon(
+    *,
+    config: Config,
+    config_path: Path,
+    listen: str,
+    listen_fixed: bool,
+    redactor: Redactor,
+    open_backend: BackendOpener,
+    open_source: SourceOpener,
+) -> int:
+    """Serve HTTP, run cycles until SIGTERM/SIGINT, then stop cleanly. Returns the exit code.
+
+    The first backend is opened here, before anything starts: what `open_backend` raises for a
+    bad config (a backend this build lacks, no DSN) reaches the caller as it is. The daemon
+    starts the elector itself, and a database it cannot reach yet is retried, not fatal.
+    """
+    registry, leadership = open_backend(config, config_path)
+    metrics = Metrics()
+    host, port = parse_listen(listen)
+    loop = asyncio.get_running_loop()
+    # One source for the daemon's life: sessions and clients are reused across cycles, so the
+    # aws_client settings take effect at start (a SIGHUP reload does not rebuild the clients).
+    async with open_source(
+        config, on_call=metrics.observe_call, on_throttle=metrics.observe_throttle
+    ) as source:
+        daemon = Daemon(
+            config=config,
+            config_path=config_path,
+            source=source,
+            registry=registry,
+            leadership=leadership,
+            open_backend=open_backend,
+            metrics=metrics,
+            redactor=redactor,
+            listen_fixed=listen_fixed,
+        )
+        try:
+            server = await start_server(build_app(daemon, metrics), host, port)
+        except OSError as exc:
+            log.error(
+                "cannot listen on %s: %s; choose another address with --listen or server.listen",
+                listen,
+                exc,
+            )
+            await daemon.stop()
+            return EXIT_RUNTIME
+        log.info("listening on %s (/metrics /healthz /readyz /status)", server.url)
+        stop_signals = (signal.SIGTERM, signal.SIGINT)
+        for sig in stop_signals:
+            loop.add_signal_handler(sig, daemon.request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+        try:
+            await daemon.start()
+            log.info(
+                "discovery %s running: discovery group %r, %d scope(s), a cycle every %gs "
+                "plus up to %gs of jitter",
+                __version__,
+                config.discovery_group,
+                len(expand_scopes(config)),
+                config.poll_interval,
+                config.poll_jitter_seconds,
+            )
+            if not isinstance(leadership, AlwaysLeader):
+                log.info(
+                    "leader election on: only the leader of discovery group %r runs cycles; "
+                    "the others follow and check every %gs",
+                    config.discovery_group,
+                    election_interval(config),
+                )
+            await daemon.wait_for_stop_request()
+        finally:
+            for sig in (*stop_signals, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            await daemon.stop()
+            await server.close()
+    log.info("stopped")
+    return EXIT_OK

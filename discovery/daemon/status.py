@@ -1,0 +1,192 @@
+"""What the daemon reports about itself: the cycles' record, readiness, the `/status` document.
+
+`/status` shows the last cycle through its `CycleSummary`, and each scope in the one JSON shape
+of a scope (`discovery.output.report.scope_document`, DESIGN §7) plus what only a daemon
+knows: its skipped items by reason and when it last answered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from discovery.core.config import Config
+from discovery.core.summary import ScopeSummary
+from discovery.daemon.backend import GuardedRegistry
+from discovery.daemon.election import Election, election_interval
+from discovery.daemon.runner import CycleOutcome
+from discovery.output.logs import Redactor
+from discovery.output.metrics import SUCCESS_RESULTS
+from discovery.output.report import scope_document
+
+# /status lists at most this many withheld changes (all of them are counted); a region of
+# thousands of proxies that fails would otherwise make every status read megabytes long.
+STATUS_WITHHELD_LIMIT = 1000
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return (
+        datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+class CycleBook:
+    """What the cycles have left behind so far: counts, the last outcome, the last success."""
+
+    def __init__(self) -> None:
+        self.completed = 0
+        self.skipped = 0  # scheduled runs skipped because a cycle was still going
+        self.last: CycleOutcome | None = None
+        self.last_success: float | None = None
+        self.followed = False  # was a ready follower: stays ready through its takeover
+
+    def record(self, outcome: CycleOutcome) -> None:
+        self.last = outcome
+        if outcome.result in SUCCESS_RESULTS:
+            self.completed += 1
+            self.last_success = outcome.finished_at
+
+
+def readiness(
+    *,
+    stopping: bool,
+    registry: GuardedRegistry,
+    election: Election,
+    book: CycleBook,
+    group: str,
+    redactor: Redactor,
+) -> tuple[bool, str]:
+    """Ready: the registry answers and this replica can do its part.
+
+    A leader is ready after its first completed cycle. A follower is ready once its elector
+    reaches the database and it has read the registry: it can take over at any moment,
+    and it stays ready while it does (a takeover is not an outage).
+    """
+    if stopping:
+        return False, "stopping"
+    if registry.reachable is False:
+        return False, redactor(f"registry unreachable: {registry.error}")
+    if election.start_error:
+        return False, redactor(f"leader election cannot start: {election.start_error}")
+    error = election.last_error
+    if not election.leading and error:
+        return False, redactor(f"leader election cannot reach its database: {error}")
+    if book.completed == 0 and not book.followed:
+        if election.leading is False:
+            return False, "following another replica; waiting for the first registry read"
+        return False, "waiting for the first cycle to complete"
+    if election.leading:
+        return True, "ready"
+    return True, f"ready (following the leader of discovery group {group!r})"
+
+
+def scope_status(scope: ScopeSummary) -> dict[str, Any]:
+    """A scope in `/status`: DESIGN §7's scope object, plus what only a daemon knows."""
+    return {
+        **scope_document(scope),
+        "skipped_by_reason": scope.skipped_by_reason,
+        "last_success_at": iso(scope.last_success),
+    }
+
+
+def cycle_document(outcome: CycleOutcome) -> dict[str, Any]:
+    """The last cycle as `/status` shows it: no resource bodies, no external ids."""
+    summary = outcome.summary
+    doc: dict[str, Any] = {
+        "id": outcome.cycle_id,
+        "started_at": iso(outcome.started_at),
+        "finished_at": iso(outcome.finished_at),
+        "duration_seconds": round(outcome.finished_at - outcome.started_at, 3),
+        "result": outcome.result,
+        "error": outcome.error,
+    }
+    counts: dict[str, Any] = {
+        "scopes": summary.scope_count,
+        "scopes_failed": summary.failed,
+        "discovered": summary.discovered,
+        "skipped": summary.skipped,
+    }
+    if summary.planned:
+        counts.update(
+            created=summary.created,
+            updated=summary.updated,
+            deleted=summary.deleted,
+            unchanged=summary.unchanged,
+            withheld=summary.withheld,
+            conflicts=summary.conflicts,
+            owned=summary.owned,
+        )
+        doc["applied"] = summary.applied
+        doc["delete_guard_tripped"] = summary.guard_tripped
+    doc["counts"] = counts
+    doc["scopes"] = [scope_status(s) for s in summary.scopes]
+    if outcome.report is not None:
+        withheld = outcome.report.plan.withheld
+        doc["withheld_by_reason"] = dict(summary.withheld_by_reason)
+        doc["withheld"] = [
+            {"name": w.name, "action": w.action, "reason": w.reason, "code": w.code}
+            for w in withheld[:STATUS_WITHHELD_LIMIT]
+        ]
+        doc["withheld_truncated"] = summary.withheld > STATUS_WITHHELD_LIMIT
+    return doc
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusView:
+    """What `/status` is made of, besides the last cycle: role, config, registry, schedule."""
+
+    config: Config
+    config_path: str
+    config_loaded_at: float
+    version: str
+    started_at: float
+    ready: tuple[bool, str]
+    election: Election
+    registry: GuardedRegistry
+    book: CycleBook
+    running: str | None  # the id of the cycle under way
+    next_at: float | None  # when the next scheduled run is due
+
+
+def status_document(view: StatusView) -> dict[str, Any]:
+    config, election, book = view.config, view.election, view.book
+    ready, why = view.ready
+    return {
+        "discovery_group": config.discovery_group,
+        "version": view.version,
+        "started_at": iso(view.started_at),
+        "ready": ready,
+        "ready_reason": why,
+        "role": "leader" if election.leading else "follower",
+        "leadership": {
+            # False: a registry with one writer (SQLite), always the leader.
+            "elected": election.elected,
+            "since": iso(election.since),
+            "election_interval_seconds": election_interval(config),
+            "last_error": election.last_error,
+            "last_lost_at": iso(election.lost_at),
+            "last_lost_reason": election.lost_reason,
+        },
+        "config": {
+            "path": view.config_path,
+            "loaded_at": iso(view.config_loaded_at),
+            "poll_interval_seconds": config.poll_interval,
+            "poll_jitter_seconds": config.poll_jitter_seconds,
+        },
+        "registry": {
+            "backend": config.registry.backend,
+            "reachable": view.registry.reachable,
+            "error": view.registry.error,
+        },
+        "cycles": {
+            "completed": book.completed,
+            "skipped": book.skipped,
+            "running": view.running,
+            "next_at": iso(view.next_at),
+        },
+        "last_success_at": iso(book.last_success),
+        "last_cycle": cycle_document(book.last) if book.last is not None else None,
+    }
