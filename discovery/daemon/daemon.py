@@ -44,7 +44,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from discovery import __version__
-from discovery.aws.source import AWSSettings, AWSSource, ProxySource
+from discovery.aws.clients import AWSSettings
+from discovery.aws.rds_proxy import AWSSource, ProxySource
 from discovery.core.config import Config, ConfigError, load_config, parse_listen
 from discovery.core.model import Changes, Scope, ScopeResult, StoredResource
 from discovery.daemon.server import build_app, start_server

@@ -11,7 +11,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from discovery.aws.source import FetchError, ProxySource
+from discovery.aws.calls import FetchError
+from discovery.aws.rds_proxy import ProxySource
 from discovery.core.config import Config
 from discovery.core.convert import Matching, convert_proxies
 from discovery.core.model import Scope, ScopeResult

@@ -24,16 +24,9 @@ import yaml
 
 from discovery.core.config import Config, config_from_mapping
 from discovery.emulator import EmulatorThread
-from discovery.ops.doctor import (
-    FIXES,
-    Check,
-    DoctorSettings,
-    ProbeResult,
-    Status,
-    failed,
-    run_doctor,
-    tcp_probe,
-)
+from discovery.ops.diagnosis import FIXES, Check, Status, failed
+from discovery.ops.doctor import DoctorSettings, run_doctor
+from discovery.ops.probe import ProbeResult, tcp_probe
 
 ACCOUNT_A = "111111111111"
 ACCOUNT_B = "222222222222"
