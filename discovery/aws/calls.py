@@ -71,7 +71,7 @@ DENIED_CODES = frozenset(c for c, k in ERROR_KINDS.items() if k is ErrorKind.DEN
 THROTTLE_CODES = frozenset(c for c, k in ERROR_KINDS.items() if k is ErrorKind.THROTTLED)
 
 # The fix a cycle's message ends with, by kind ("" when the error text is all there is).
-FIXES: Mapping[ErrorKind, str] = {
+KIND_FIXES: Mapping[ErrorKind, str] = {
     ErrorKind.DENIED: "grant {action} to the identity used for this matcher",
     ErrorKind.THROTTLED: "still throttled after retries; lower concurrency or scan less often",
     ErrorKind.CREDENTIALS_REJECTED: "the credentials are expired or invalid; refresh them",
@@ -234,7 +234,7 @@ def explain(action: str, code: str, message: str) -> str:
     kind = error_kind(code)
     if kind is ErrorKind.DENIED and action == "sts:AssumeRole":
         return f"{text} — {ASSUME_ROLE_DENIED_FIX}"
-    fix = FIXES.get(kind, "")
+    fix = KIND_FIXES.get(kind, "")
     return f"{text} — {fix.format(action=action)}" if fix else text
 
 
