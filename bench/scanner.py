@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from discovery.aws.source import AWSSettings, AWSSource
+from discovery.aws.clients import AWSSettings
+from discovery.aws.rds_proxy import AWSSource
 from discovery.cli.main import open_registry
 from discovery.core.config import load_config
 from discovery.core.model import Changes, StoredResource

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from discovery.aws.source import PAGE_SIZE
+from discovery.aws.calls import PAGE_SIZE
 from discovery.emulator import Fleet, generate_fleet
 
 REGIONS = (

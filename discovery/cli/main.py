@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from discovery import __version__
-from discovery.aws.source import AWSSettings, AWSSource
+from discovery.aws.clients import AWSSettings
+from discovery.aws.rds_proxy import AWSSource
 from discovery.core.config import Config, ConfigError, load_config
 from discovery.core.model import ScopeResult
 from discovery.core.scopes import expand_scopes
@@ -316,14 +317,8 @@ def cmd_iam_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from discovery.ops.doctor import (
-        Check,
-        DoctorSettings,
-        failed,
-        render_check,
-        run_doctor,
-        summary,
-    )
+    from discovery.ops.diagnosis import Check, failed, render_check, summary
+    from discovery.ops.doctor import DoctorSettings, run_doctor
 
     config = load_config(args.config)
     if args.tcp_timeout <= 0:

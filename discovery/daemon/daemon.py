@@ -19,7 +19,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from discovery import __version__
-from discovery.aws.source import ProxySource
+from discovery.aws.rds_proxy import ProxySource
 from discovery.core.config import Config
 from discovery.daemon.backend import Backend, BackendOpener, BackendSlot
 from discovery.daemon.election import Election, election_interval

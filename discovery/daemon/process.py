@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Protocol
 
 from discovery import __version__
-from discovery.aws.source import ProxySource
+from discovery.aws.rds_proxy import ProxySource
 from discovery.core.config import Config, parse_listen
 from discovery.core.scopes import expand_scopes
 from discovery.daemon.backend import BackendOpener

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from discovery.aws.source import ProxySource
+from discovery.aws.rds_proxy import ProxySource
 from discovery.core.config import Config
 from discovery.core.model import Scope, ScopeResult
 from discovery.core.scopes import expand_scopes

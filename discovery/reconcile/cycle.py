@@ -10,7 +10,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
-from discovery.aws.source import FetchError, ProxySource
+from discovery.aws.calls import FetchError
+from discovery.aws.rds_proxy import ProxySource
 from discovery.core.config import Config
 from discovery.core.convert import convert_proxies
 from discovery.core.model import Scope, ScopeResult

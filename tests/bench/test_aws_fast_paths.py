@@ -1,11 +1,11 @@
-"""The shortcuts the benchmark led to in discovery.aws.source give botocore's own answers."""
+"""The shortcuts the benchmark led to in discovery.aws.clients give botocore's own answers."""
 
 from __future__ import annotations
 
 import pytest
 from botocore.utils import parse_timestamp
 
-from discovery.aws.source import _parse_timestamp
+from discovery.aws.clients import _parse_timestamp
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from discovery.aws.source import FetchedScope
+from discovery.aws.rds_proxy import FetchedScope
 from discovery.core.config import Config, config_from_mapping
 from discovery.core.model import Changes, Proxy, Scope
 from discovery.output.metrics import Metrics

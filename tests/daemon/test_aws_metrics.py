@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from discovery.aws.source import AWSSource, FetchError
+from discovery.aws.calls import FetchError
+from discovery.aws.rds_proxy import AWSSource
 from discovery.core.model import Scope
 from discovery.emulator import EmulatorThread
 from discovery.output.metrics import Metrics

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from discovery.aws.source import FetchedScope, FetchError
+from discovery.aws.calls import FetchError
+from discovery.aws.rds_proxy import FetchedScope
 from discovery.core.model import Scope
 from discovery.daemon.backend import GuardedRegistry
 from discovery.daemon.runner import CycleOutcome, CycleRunner

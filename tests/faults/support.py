@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from discovery.aws.source import assemble_proxies
+from discovery.aws.assemble import assemble_proxies
 from discovery.core.config import config_from_mapping
 from discovery.core.convert import convert_proxies
 from discovery.core.model import (

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from discovery.aws.source import assemble_proxies
+from discovery.aws.assemble import assemble_proxies
 from discovery.core.convert import convert_proxies
 from discovery.core.model import Matching, Resource, Scope, ScopeResult, is_owned
 from discovery.core.plan import make_plan

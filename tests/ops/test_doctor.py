@@ -14,26 +14,22 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import yaml
 
 from discovery.core.config import Config, config_from_mapping
 from discovery.emulator import EmulatorThread
-from discovery.ops.doctor import (
-    FIXES,
-    Check,
-    DoctorSettings,
-    ProbeResult,
-    Status,
-    failed,
-    run_doctor,
-    tcp_probe,
-)
+from discovery.ops.diagnosis import FIXES, Check, Status, failed
+from discovery.ops.doctor import DoctorSettings, run_doctor
+from discovery.ops.probe import ProbeResult, tcp_probe
 
 ACCOUNT_A = "111111111111"
 ACCOUNT_B = "222222222222"
@@ -233,13 +229,47 @@ def test_an_unanswered_endpoint_times_out_with_its_fix(
     assert "security group" in tcp["shut.test:3306"].fix
 
 
+class LocalNames:
+    """A resolver answering from a table, so no test asks the machine's resolver (DNS)."""
+
+    def __init__(self, names: dict[str, list[str]]) -> None:
+        self.names = names
+        self.asked: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        if host not in self.names:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return self.names[host]
+
+
 def test_tcp_probe_against_real_sockets(listening: int, closed_port: int) -> None:
     ok = asyncio.run(tcp_probe("127.0.0.1", listening, 2.0))
     assert ok.ok and ok.seconds >= 0
     refused = asyncio.run(tcp_probe("127.0.0.1", closed_port, 2.0))
     assert (refused.ok, refused.code) == (False, "tcp-refused")
-    unresolvable = asyncio.run(tcp_probe("name.invalid", 5432, 2.0))
+    names = LocalNames({})
+    unresolvable = asyncio.run(tcp_probe("name.invalid", 5432, 2.0, resolve=names))
     assert (unresolvable.ok, unresolvable.code) == (False, "tcp-dns")
+    assert "cannot resolve name.invalid: Name or service not known" in unresolvable.message
+    assert names.asked == ["name.invalid"]
+
+
+def test_tcp_probe_connects_to_the_resolved_addresses_in_order(
+    listening: int, closed_port: int
+) -> None:
+    names = LocalNames({"db.test": ["127.0.0.1"], "empty.test": []})
+    ok = asyncio.run(tcp_probe("db.test", listening, 2.0, resolve=names))
+    assert ok.ok
+    refused = asyncio.run(tcp_probe("db.test", closed_port, 2.0, resolve=names))
+    assert refused.code == "tcp-refused"
+    assert asyncio.run(tcp_probe("empty.test", listening, 2.0, resolve=names)).code == "tcp-dns"
+    # an address that refuses is followed by the next one, as open_connection does with a name
+    names.names["db.test"] = ["127.0.0.2", "127.0.0.1"]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", closed_port))
+        server.listen(1)
+        assert asyncio.run(tcp_probe("db.test", closed_port, 2.0, resolve=names)).ok
 
 
 def test_wrong_external_id_fails_the_role_and_skips_its_scopes(emulator: EmulatorThread) -> None:
@@ -363,6 +393,132 @@ def test_throttling_after_retries(emulator: EmulatorThread) -> None:
     emulator.set_faults([{"operation": "DescribeDBProxies", "code": "Throttling"}])
     rds = by_check(doctor(config()), "rds")
     assert {c.code for c in rds} == {"throttled"}
+
+
+RDS_NS = "http://rds.amazonaws.com/doc/2014-10-31/"
+PROXY_XML = (
+    "<member><DBProxyName>loop-pg</DBProxyName><EngineFamily>POSTGRESQL</EngineFamily>"
+    "<Endpoint>loop.test</Endpoint><Status>available</Status><RequireTLS>true</RequireTLS>"
+    "</member>"
+)
+
+
+class FakeRDS:
+    """A misbehaving RDS endpoint on 127.0.0.1: each action answers one fixed result body.
+
+    STS still goes to the emulator; only `AWS_ENDPOINT_URL_RDS` points here.
+    """
+
+    def __init__(self, results: dict[str, str]) -> None:
+        self.results = results
+        self.calls: list[dict[str, list[str]]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                params = parse_qs(self.rfile.read(length).decode())
+                fake.calls.append(params)
+                action = params["Action"][0]
+                body = (
+                    f'<{action}Response xmlns="{RDS_NS}"><{action}Result>'
+                    f"{fake.results[action]}</{action}Result>"
+                    f"<ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>"
+                    f"</{action}Response>"
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeRDS:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def actions(self) -> list[str]:
+        return [c["Action"][0] for c in self.calls]
+
+
+BASE_ONLY = {"aws": [{"types": ["rdsproxy"], "regions": ["us-east-1"]}]}
+
+
+def doctor_against(
+    fake: FakeRDS, aws_env: pytest.MonkeyPatch, **settings: Any
+) -> tuple[Check, ...]:
+    aws_env.setenv("AWS_ENDPOINT_URL_RDS", fake.url)
+    run = run_doctor(config(**BASE_ONLY), settings=DoctorSettings(tcp=False, max_attempts=1))
+    # bounded: a paging loop that never ends fails here instead of hanging the suite
+    return asyncio.run(asyncio.wait_for(run, timeout=60))
+
+
+def test_a_repeated_marker_fails_the_rds_check_instead_of_looping(
+    emulator: EmulatorThread, aws_env: pytest.MonkeyPatch
+) -> None:
+    results = {
+        "DescribeDBProxies": f"<DBProxies>{PROXY_XML}</DBProxies><Marker>again</Marker>",
+        "DescribeDBProxyEndpoints": "<DBProxyEndpoints/>",
+    }
+    with FakeRDS(results) as fake:
+        checks = doctor_against(fake, aws_env)
+    (rds,) = by_check(checks, "rds")
+    assert rds.status is Status.FAIL
+    assert rds.code == "rds-error"
+    assert rds.detail == ("rds:DescribeDBProxies: AWS returned the same page token twice ('again')")
+    assert rds.fix == FIXES["rds-error"]
+    # the first page, then the page its token leads to, which hands the same token back
+    assert fake.actions() == ["DescribeDBProxies", "DescribeDBProxies"]
+    assert fake.calls[1]["Marker"] == ["again"]
+    assert by_check(checks, "tags") == []  # the listings failed: nothing further for the scope
+    assert failed(checks)
+
+
+def test_a_page_without_its_result_key_fails_the_rds_check(
+    emulator: EmulatorThread, aws_env: pytest.MonkeyPatch
+) -> None:
+    results = {
+        "DescribeDBProxies": f"<DBProxies>{PROXY_XML}</DBProxies>",
+        "DescribeDBProxyEndpoints": "",  # no DBProxyEndpoints at all: not "none"
+    }
+    with FakeRDS(results) as fake:
+        checks = doctor_against(fake, aws_env)
+    (rds,) = by_check(checks, "rds")
+    assert (rds.status, rds.code) == (Status.FAIL, "rds-error")
+    assert rds.detail == (
+        "rds:DescribeDBProxyEndpoints: malformed response (no DBProxyEndpoints); retry later"
+    )
+    assert fake.actions() == ["DescribeDBProxies", "DescribeDBProxyEndpoints"]
+
+
+def test_the_aws_client_settings_apply_to_doctor(
+    emulator: EmulatorThread, aws_env: pytest.MonkeyPatch
+) -> None:
+    emulator.set_faults(
+        [{"operation": "DescribeDBProxies", "code": "InternalFailure", "status": 500}]
+    )
+    emulator.reset_stats()
+    cfg = config(aws_client={"max_attempts": 2}, **BASE_ONLY)
+    checks = asyncio.run(run_doctor(cfg, settings=DoctorSettings(tcp=False)))
+    (rds,) = by_check(checks, "rds")
+    assert rds.code == "rds-error"
+    assert rds.detail.startswith("InternalFailure")
+    stats = emulator.stats()["by_operation"]["DescribeDBProxies"]
+    assert sum(stats.values()) == 2  # aws_client.max_attempts, the first try included
+    emulator.reset_stats()
+    asyncio.run(run_doctor(cfg, settings=DoctorSettings(tcp=False, max_attempts=1)))
+    stats = emulator.stats()["by_operation"]["DescribeDBProxies"]
+    assert sum(stats.values()) == 1  # doctor's own override, when given, wins
 
 
 def test_every_code_has_a_fix() -> None:

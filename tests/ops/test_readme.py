@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel
 
 from discovery.core.config import Config, parse_duration
-from discovery.ops.doctor import FIXES
+from discovery.ops.diagnosis import FIXES
 
 from .conftest import DEPLOY, ROOT
 

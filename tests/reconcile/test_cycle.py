@@ -16,7 +16,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from discovery.aws.source import FetchedScope, FetchError
+from discovery.aws.calls import FetchError
+from discovery.aws.rds_proxy import FetchedScope
 from discovery.core.config import Config, config_from_mapping
 from discovery.core.model import (
     LABEL_DISCOVERY_GROUP,

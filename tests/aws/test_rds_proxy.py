@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from discovery.aws.source import AWSSettings, AWSSource, FetchError
+from discovery.aws.calls import FetchError
+from discovery.aws.clients import AWSSettings
+from discovery.aws.rds_proxy import AWSSource
 from discovery.core.model import Scope
 from discovery.emulator import EmulatorThread
 

@@ -1,0 +1,174 @@
+"""The AWS source of a cycle: one scope's RDS Proxies, endpoints and tags, fetched as a whole.
+
+A scope fails as a whole (the first failed call cancels the others) with a `FetchError` that
+names the action and the fix, and, when it is known, the account whose resources to freeze.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiobotocore.session import AioSession
+
+from discovery.aws.assemble import account_from_arns, assemble_proxies
+from discovery.aws.calls import PAGE_SIZE, Caller, CallObserver, ErrorKind, FetchError
+from discovery.aws.clients import AWSClients, AWSSettings, ThrottleObserver, home_region
+from discovery.core.model import Proxy, Scope
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchedScope:
+    account_id: str
+    proxies: tuple[Proxy, ...]
+
+
+class ProxySource(Protocol):
+    """The AWS seam: everything the cycle needs from AWS for one scope."""
+
+    async def fetch(self, scope: Scope) -> FetchedScope: ...
+
+
+def _ignore_call(operation: str, outcome: str, retries: int) -> None:
+    return None
+
+
+def _ignore_throttle(operation: str) -> None:
+    return None
+
+
+class AWSSource:
+    """Fetches proxies, endpoints and tags for scopes over one shared client cache.
+
+    Use as an async context manager: closing it closes every client.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: AWSSettings | None = None,
+        on_call: CallObserver = _ignore_call,
+        on_throttle: ThrottleObserver = _ignore_throttle,
+        base_session: AioSession | None = None,
+    ) -> None:
+        settings = settings or AWSSettings()
+        self._caller = Caller(max_concurrency=settings.max_concurrency, on_call=on_call)
+        self._clients = AWSClients(
+            caller=self._caller,
+            settings=settings,
+            on_throttle=on_throttle,
+            base_session=base_session,
+        )
+        self._caller_account: asyncio.Task[str] | None = None
+
+    async def __aenter__(self) -> AWSSource:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._clients.close()
+
+    async def fetch(self, scope: Scope) -> FetchedScope:
+        role, external_id, region = scope.assume_role_arn, scope.external_id, scope.region
+        rds = await self._clients.client(role, external_id, "rds", region)
+        tagging = await self._clients.client(role, external_id, "resourcegroupstaggingapi", region)
+
+        proxies_call = self._caller.pages(
+            "rds:DescribeDBProxies",
+            rds.describe_db_proxies,
+            "DBProxies",
+            "Marker",
+            "Marker",
+            MaxRecords=PAGE_SIZE,
+        )
+        endpoints_call = self._caller.pages(
+            "rds:DescribeDBProxyEndpoints",
+            rds.describe_db_proxy_endpoints,
+            "DBProxyEndpoints",
+            "Marker",
+            "Marker",
+            MaxRecords=PAGE_SIZE,
+        )
+        tags_call = self._tags_by_arn(tagging)
+        account_call = self._scope_account(scope)
+        try:
+            raw_proxies, raw_endpoints, tags, account = await _gather_all(
+                proxies_call, endpoints_call, tags_call, account_call
+            )
+            if tags is None:  # tag:GetResources denied: one ListTagsForResource per proxy
+                tags = await self._tags_per_proxy(rds, raw_proxies)
+        except FetchError as exc:
+            # Base credentials: the account STS named (asked once, cached) is still the
+            # scope's account, so only its resources in this region need to be frozen.
+            exc.account_id = exc.account_id or await self._scope_account(scope)
+            raise
+        return FetchedScope(
+            account_id=account or account_from_arns(raw_proxies),
+            proxies=assemble_proxies(raw_proxies, raw_endpoints, tags),
+        )
+
+    async def _scope_account(self, scope: Scope) -> str:
+        return scope.role_account_id or await self._base_account()
+
+    async def _base_account(self) -> str:
+        """The default credentials' account (STS GetCallerIdentity), asked once; "" if unknown."""
+        if self._caller_account is None:
+            self._caller_account = asyncio.ensure_future(self._get_caller_account())
+        try:
+            return await asyncio.shield(self._caller_account)
+        except FetchError:
+            self._caller_account = None
+            return ""
+
+    async def _get_caller_account(self) -> str:
+        sts = await self._clients.client("", "", "sts", home_region())
+        response = await self._caller.call("sts:GetCallerIdentity", sts.get_caller_identity)
+        return str(response.get("Account", ""))
+
+    async def _tags_by_arn(self, tagging: Any) -> dict[str, dict[str, str]] | None:
+        try:
+            mappings = await self._caller.pages(
+                "tag:GetResources",
+                tagging.get_resources,
+                "ResourceTagMappingList",
+                "PaginationToken",
+                "PaginationToken",
+                ResourceTypeFilters=["rds:db-proxy"],
+                ResourcesPerPage=PAGE_SIZE,
+            )
+        except FetchError as exc:
+            if exc.kind is ErrorKind.DENIED:
+                return None
+            raise
+        return {
+            str(m["ResourceARN"]): {str(t["Key"]): str(t.get("Value", "")) for t in m["Tags"]}
+            for m in mappings
+        }
+
+    async def _tags_per_proxy(
+        self, rds: Any, raw_proxies: list[dict[str, Any]]
+    ) -> dict[str, dict[str, str]]:
+        async def one(arn: str) -> tuple[str, dict[str, str]]:
+            response = await self._caller.call(
+                "rds:ListTagsForResource", rds.list_tags_for_resource, ResourceName=arn
+            )
+            return arn, {str(t["Key"]): str(t.get("Value", "")) for t in response["TagList"]}
+
+        arns = [str(p["DBProxyArn"]) for p in raw_proxies if p.get("DBProxyArn")]
+        return dict(await _gather_all(*(one(arn) for arn in arns)))
+
+
+async def _gather_all(*calls: Awaitable[Any]) -> list[Any]:
+    """Like gather, but the first failure cancels the rest (a scope fails as a whole)."""
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

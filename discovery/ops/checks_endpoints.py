@@ -1,0 +1,116 @@
+"""Doctor checks 5 and 6: proxies skipped for RequireTLS, and TCP reachability of endpoints.
+
+Both look at what the RDS check found. The endpoints probed are exactly those a cycle would
+register: the scope's proxies go through the same assembly and conversion as a cycle's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from discovery.aws.assemble import assemble_proxies
+from discovery.core.config import Config
+from discovery.core.convert import convert_proxies
+from discovery.core.model import Resource
+from discovery.ops.checks_rds import ScopeFindings, scope_subject
+from discovery.ops.diagnosis import Check, Status, failure
+from discovery.ops.probe import Probe, ProbeResult
+
+
+def check_tls(scopes: Sequence[ScopeFindings]) -> list[Check]:
+    checks: list[Check] = []
+    for scope in scopes:
+        if not scope.ok:
+            continue
+        off = [p for p in scope.proxies if not p.get("RequireTLS", False)]
+        if not off:
+            checks.append(
+                Check(
+                    check="require-tls",
+                    status=Status.OK,
+                    subject=scope_subject(scope),
+                    detail=f"all {len(scope.proxies)} proxies require TLS",
+                )
+            )
+            continue
+        for proxy in off:
+            name = str(proxy.get("DBProxyName", "?"))
+            checks.append(
+                Check(
+                    check="require-tls",
+                    status=Status.WARN,
+                    subject=f"{name} in {scope.region}",
+                    detail="RequireTLS is off: the proxy and its endpoints are skipped",
+                    code="tls-disabled",
+                    fix=(
+                        "Teleport only connects over TLS: aws rds modify-db-proxy "
+                        f"--db-proxy-name {name} --require-tls --region {scope.region}"
+                    ),
+                )
+            )
+    return checks
+
+
+def _resources(config: Config, scope: ScopeFindings) -> tuple[Resource, ...]:
+    proxies = assemble_proxies(scope.proxies, scope.endpoints, scope.tags)
+    return convert_proxies(proxies, scope.scope.matching).resources
+
+
+async def check_tcp(
+    config: Config,
+    scopes: Sequence[ScopeFindings],
+    *,
+    probe: Probe,
+    enabled: bool,
+    timeout: float,
+    concurrency: int,
+) -> list[Check]:
+    targets: dict[tuple[str, int], str] = {}
+    for scope in scopes:
+        if not scope.ok:
+            continue
+        for resource in _resources(config, scope):
+            host_text, _, port_text = resource.uri.rpartition(":")
+            if host_text and port_text.isdigit():
+                targets.setdefault((host_text, int(port_text)), resource.name)
+    if not enabled:
+        skipped = Check(
+            check="tcp",
+            status=Status.SKIP,
+            subject=f"{len(targets)} endpoints",
+            detail="skipped (--no-tcp)",
+        )
+        return [skipped]
+    if not targets:
+        nothing = Check(
+            check="tcp",
+            status=Status.SKIP,
+            subject="endpoints",
+            detail="nothing to connect to: no endpoint would be registered",
+        )
+        return [nothing]
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(host: str, port: int) -> ProbeResult:
+        async with limit:
+            return await probe(host, port, timeout)
+
+    order = sorted(targets)
+    results = await asyncio.gather(*(one(h, p) for h, p in order))
+    checks: list[Check] = []
+    for (host, port), result in zip(order, results, strict=True):
+        subject = f"{host}:{port}"
+        name = targets[(host, port)]
+        if result.ok:
+            checks.append(
+                Check(
+                    check="tcp",
+                    status=Status.OK,
+                    subject=subject,
+                    detail=f"{name}: connected in {result.seconds * 1000:.0f} ms",
+                )
+            )
+        else:
+            checks.append(failure("tcp", subject, f"{name}: {result.message}", result.code))
+    return checks

@@ -1,0 +1,217 @@
+"""Doctor checks 3 and 4: each scope's region answers the RDS listings, and tags are readable.
+
+The listings are read with the shared `Caller.pages`, so doctor follows the same paging as a
+cycle: a repeated token or a page without its result key fails the check instead of looping
+or reading "no more". Unlike a cycle (which fails a scope as a whole), each call is made and
+judged on its own, so the check can name the single call that failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from discovery.aws.calls import PAGE_SIZE, ErrorKind, FetchError
+from discovery.aws.clients import AWSClients
+from discovery.core.config import Config
+from discovery.core.model import Scope
+from discovery.core.scopes import expand_scopes
+from discovery.ops.checks_identity import Identity
+from discovery.ops.diagnosis import FIXES, Check, Status, error_text, failure
+
+_RDS_CODES = {
+    ErrorKind.THROTTLED: "throttled",
+    ErrorKind.CREDENTIALS_REJECTED: "credentials-invalid",
+    ErrorKind.UNREACHABLE: "region-unreachable",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScopeFindings:
+    """What the RDS and tags checks learnt about one (role, external id, region)."""
+
+    scope: Scope  # the first scope of this (role, external id, region): its matcher converts
+    identity: Identity
+    proxies: tuple[dict[str, Any], ...] = ()
+    endpoints: tuple[dict[str, Any], ...] = ()
+    tags: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    ok: bool = False  # both listings answered
+
+    @property
+    def region(self) -> str:
+        return self.scope.region
+
+
+def scope_subject(scope: ScopeFindings) -> str:
+    who = scope.identity.role_arn or "base credentials"
+    return f"{scope.region} as {who}"
+
+
+async def check_scopes(
+    aws: AWSClients,
+    config: Config,
+    identities: Mapping[tuple[str, str], Identity],
+    *,
+    config_hint: str,
+) -> tuple[list[Check], list[ScopeFindings]]:
+    """Each scope's rds line, then its tags line (when the listings answered)."""
+    scopes: list[ScopeFindings] = []
+    seen: set[tuple[str, str, str]] = set()
+    for scope in expand_scopes(config):
+        key = (scope.assume_role_arn, scope.external_id, scope.region)
+        if key in seen:
+            continue
+        seen.add(key)
+        identity = identities[(scope.assume_role_arn, scope.external_id)]
+        scopes.append(ScopeFindings(scope=scope, identity=identity))
+    results = await asyncio.gather(*(_scope(aws, s, config_hint) for s in scopes))
+    checks: list[Check] = []
+    for scope_checks, _ in results:
+        checks.extend(scope_checks)
+    return checks, [found for _, found in results]
+
+
+async def _scope(
+    aws: AWSClients, scope: ScopeFindings, config_hint: str
+) -> tuple[list[Check], ScopeFindings]:
+    subject = scope_subject(scope)
+    identity = scope.identity
+    if not identity.ok:
+        skipped = Check(
+            check="rds",
+            status=Status.SKIP,
+            subject=subject,
+            detail="skipped: the role could not be assumed",
+        )
+        return [skipped], scope
+    try:
+        rds = await aws.client(identity.role_arn, identity.external_id, "rds", scope.region)
+        proxies = await aws.caller.pages(
+            "rds:DescribeDBProxies",
+            rds.describe_db_proxies,
+            "DBProxies",
+            "Marker",
+            "Marker",
+            MaxRecords=PAGE_SIZE,
+        )
+        endpoints = await aws.caller.pages(
+            "rds:DescribeDBProxyEndpoints",
+            rds.describe_db_proxy_endpoints,
+            "DBProxyEndpoints",
+            "Marker",
+            "Marker",
+            MaxRecords=PAGE_SIZE,
+        )
+    except FetchError as exc:
+        return [_rds_failure(scope, subject, exc, config_hint)], scope
+    scope = replace(scope, proxies=tuple(proxies), endpoints=tuple(endpoints), ok=True)
+    custom = sum(1 for e in endpoints if not e.get("IsDefault"))
+    rds_check = Check(
+        check="rds",
+        status=Status.OK,
+        subject=subject,
+        detail=(
+            f"rds:DescribeDBProxies and DescribeDBProxyEndpoints answer: "
+            f"{len(proxies)} proxies, {custom} custom endpoints"
+        ),
+    )
+    tags_check, scope = await _tags(aws, scope, rds, subject)
+    return [rds_check, tags_check], scope
+
+
+def _rds_failure(scope: ScopeFindings, subject: str, exc: FetchError, config_hint: str) -> Check:
+    if exc.kind is ErrorKind.DENIED:
+        who = scope.identity.arn or scope.identity.role_arn or "the base identity"
+        return failure(
+            "rds",
+            subject,
+            error_text(exc),
+            "rds-denied",
+            fix=(
+                f"grant rds:DescribeDBProxies and rds:DescribeDBProxyEndpoints in "
+                f"{scope.region} to {who} ({exc.action} was denied); "
+                f"`discovery print-iam --config {config_hint}` prints the "
+                "policy; check SCPs and permission boundaries too"
+            ),
+        )
+    return failure("rds", subject, error_text(exc), _RDS_CODES.get(exc.kind, "rds-error"))
+
+
+async def _tags(
+    aws: AWSClients, scope: ScopeFindings, rds: Any, subject: str
+) -> tuple[Check, ScopeFindings]:
+    identity = scope.identity
+    try:
+        tagging = await aws.client(
+            identity.role_arn, identity.external_id, "resourcegroupstaggingapi", scope.region
+        )
+        mappings = await aws.caller.pages(
+            "tag:GetResources",
+            tagging.get_resources,
+            "ResourceTagMappingList",
+            "PaginationToken",
+            "PaginationToken",
+            ResourceTypeFilters=["rds:db-proxy"],
+            ResourcesPerPage=PAGE_SIZE,
+        )
+    except FetchError as exc:
+        if exc.kind is not ErrorKind.DENIED:
+            detail = f"tag:GetResources: {error_text(exc)}"
+            return failure("tags", subject, detail, "rds-error"), scope
+        return await _tags_fallback(aws, scope, rds, subject, exc)
+    tags = {
+        str(m["ResourceARN"]): {str(t["Key"]): str(t.get("Value", "")) for t in m["Tags"]}
+        for m in mappings
+    }
+    check = Check(
+        check="tags",
+        status=Status.OK,
+        subject=subject,
+        detail=f"tag:GetResources answers ({len(mappings)} tagged proxies)",
+    )
+    return check, replace(scope, tags=tags)
+
+
+async def _tags_fallback(
+    aws: AWSClients, scope: ScopeFindings, rds: Any, subject: str, denied: FetchError
+) -> tuple[Check, ScopeFindings]:
+    arns = [str(p["DBProxyArn"]) for p in scope.proxies if p.get("DBProxyArn")]
+    if not arns:
+        check = Check(
+            check="tags",
+            status=Status.WARN,
+            subject=subject,
+            detail=(
+                f"tag:GetResources denied ({denied.code}); no proxy here to try "
+                "rds:ListTagsForResource on"
+            ),
+            code="tags-fallback",
+            fix=FIXES["tags-fallback"],
+        )
+        return check, scope
+    tags: dict[str, dict[str, str]] = {}
+    try:
+        for arn in arns:
+            response = await aws.caller.call(
+                "rds:ListTagsForResource", rds.list_tags_for_resource, ResourceName=arn
+            )
+            tags[arn] = {
+                str(t["Key"]): str(t.get("Value", "")) for t in response.get("TagList", [])
+            }
+    except FetchError as exc:
+        detail = f"tag:GetResources denied and rds:ListTagsForResource: {error_text(exc)}"
+        return failure("tags", subject, detail, "tags-denied"), replace(scope, tags=tags)
+    check = Check(
+        check="tags",
+        status=Status.WARN,
+        subject=subject,
+        detail=(
+            f"tag:GetResources denied; rds:ListTagsForResource works "
+            f"({len(arns)} calls per cycle here)"
+        ),
+        code="tags-fallback",
+        fix=FIXES["tags-fallback"],
+    )
+    return check, replace(scope, tags=tags)
