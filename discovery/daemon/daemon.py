@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import time
 import uuid
@@ -52,7 +51,8 @@ from discovery.output.logs import Redactor, cycle_context, scope_context
 from discovery.output.metrics import SUCCESS_RESULTS, Metrics, ScopeSample
 from discovery.reconcile.cycle import CycleReport, expand_scopes, run_cycle
 from discovery.registry.base import Registry, RegistryConflict, RegistryError
-from discovery.registry.leader import AlwaysLeader, Leadership, leadership_for
+from discovery.registry.leader import AlwaysLeader, Leadership
+from discovery.wiring import open_leadership
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ LeadershipOpener = Callable[[Config, Path], Leadership]
 
 
 def default_leadership(config: Config, config_path: Path) -> Leadership:
-    return leadership_for(config, os.environ)
+    return open_leadership(config, config_path)
 
 
 def election_interval(config: Config) -> float:

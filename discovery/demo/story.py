@@ -19,10 +19,12 @@ from typing import Any, TextIO
 
 import yaml
 
+from discovery import wiring
 from discovery.core.config import load_config
 from discovery.core.model import is_owned
+from discovery.output.progress import Progress
 from discovery.output.report import render_text
-from discovery.reconcile.cycle import CycleReport
+from discovery.reconcile.cycle import CycleReport, expand_scopes
 from discovery.registry.sqlite import SQLiteRegistry
 
 HERE = Path(__file__).resolve().parent
@@ -109,7 +111,6 @@ def run_demo(*, workdir: str | None, stdout: TextIO) -> int:
 
 
 def _story(*, workdir: str | None, stdout: TextIO) -> None:
-    from discovery.cli.main import scan
     from discovery.emulator import EmulatorThread, load_fleet
 
     def say(text: str = "") -> None:
@@ -122,6 +123,7 @@ def _story(*, workdir: str | None, stdout: TextIO) -> None:
     config_path.write_text(CONFIG.read_text())
     (base / "discovery.db").unlink(missing_ok=True)
     config = load_config(config_path)
+    scope_count = len(expand_scopes(config))
     fleet_doc = yaml.safe_load(FLEET.read_text())
     fleet = load_fleet(FLEET)
 
@@ -130,7 +132,15 @@ def _story(*, workdir: str | None, stdout: TextIO) -> None:
         say("=" * 78)
         say(title)
         say("=" * 78)
-        report = asyncio.run(scan(config, config_path, dry_run=dry_run, force=False, stderr=stdout))
+        report = asyncio.run(
+            wiring.scan(
+                config,
+                config_path,
+                dry_run=dry_run,
+                force=False,
+                on_scope=Progress(scope_count, stdout),
+            )
+        )
         say(render_text(report))
         return report
 
