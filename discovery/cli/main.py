@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from discovery import __version__
 from discovery.cli.common import DEFAULT_CONFIG, EXIT_CONFIG, EXIT_RUNTIME, UsageError
@@ -21,7 +21,7 @@ from discovery.cli.scan import cmd_scan, cmd_validate
 from discovery.core.config import ConfigError
 from discovery.ops.iam import DEFAULT_POLICY_NAME, PRINCIPAL_PLACEHOLDER
 from discovery.registry.base import RegistryConflict, RegistryError
-from discovery.registry.open import RegistrySpecError
+from discovery.registry.open import BeforeCommit, RegistrySpecError
 
 __all__ = ["EXIT_CONFIG", "build_parser", "main"]
 
@@ -141,9 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(
-    argv: Sequence[str] | None = None, *, before_commit: Callable[[], None] | None = None
-) -> int:
+def main(argv: Sequence[str] | None = None, *, before_commit: BeforeCommit | None = None) -> int:
     """Run one command; its exit code.
 
     `before_commit` is a seam for the fault tests only (`tests/faults/paused.py`): it runs inside
