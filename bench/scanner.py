@@ -20,9 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from discovery.aws.clients import AWSSettings
-from discovery.aws.rds_proxy import AWSSource
-from discovery.cli.main import open_registry
+from discovery import wiring
 from discovery.core.config import load_config
 from discovery.core.model import Changes, StoredResource
 from discovery.reconcile.cycle import run_cycle
@@ -59,10 +57,11 @@ class CountingRegistry:
 
 async def _ours(config_path: Path) -> dict[str, Any]:
     config = load_config(config_path)
-    registry = CountingRegistry(open_registry(config, config_path))
+    registry = CountingRegistry(wiring.open_registry(config, config_path))
     try:
-        # What `discovery scan` does, minus rendering the report.
-        async with AWSSource(settings=AWSSettings.from_config(config.aws_client)) as source:
+        # What `discovery scan` does (wiring.scan), minus rendering the report, with the
+        # registry wrapped to count what it writes.
+        async with wiring.open_source(config) as source:
             report = await run_cycle(config=config, source=source, registry=registry)
     finally:
         await registry.close()

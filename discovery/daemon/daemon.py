@@ -55,8 +55,11 @@ class Daemon:
         listen_fixed: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._redactor = redactor if redactor is not None else Redactor()
-        self._redactor.add(m.external_id for m in config.aws)
+        # The caller's redactor is already seeded with this config's external ids (reloads add
+        # theirs).
+        self._redactor = (
+            redactor if redactor is not None else Redactor(m.external_id for m in config.aws)
+        )
         self._metrics = metrics
         self._started_at = clock()
         backend = Backend.of(registry, leadership if leadership is not None else AlwaysLeader())

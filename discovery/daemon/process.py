@@ -42,7 +42,7 @@ from typing import Protocol
 
 from discovery import __version__
 from discovery.aws.rds_proxy import ProxySource
-from discovery.core.config import Config, parse_listen
+from discovery.core.config import Config
 from discovery.core.scopes import expand_scopes
 from discovery.daemon.backend import BackendOpener
 from discovery.daemon.daemon import Daemon
@@ -75,7 +75,7 @@ async def run_daemon(
     *,
     config: Config,
     config_path: Path,
-    listen: str,
+    listen: tuple[str, int],
     listen_fixed: bool,
     redactor: Redactor,
     open_backend: BackendOpener,
@@ -83,13 +83,16 @@ async def run_daemon(
 ) -> int:
     """Serve HTTP, run cycles until SIGTERM/SIGINT, then stop cleanly. Returns the exit code.
 
+    `listen` is the parsed (host, port) and `redactor` is already seeded with the config's
+    external ids: the CLI did both once, before logging started.
+
     The first backend is opened here, before anything starts: what `open_backend` raises for a
     bad config (a backend this build lacks, no DSN) reaches the caller as it is. The daemon
     starts the elector itself, and a database it cannot reach yet is retried, not fatal.
     """
     registry, leadership = open_backend(config, config_path)
     metrics = Metrics()
-    host, port = parse_listen(listen)
+    host, port = listen
     loop = asyncio.get_running_loop()
     # One source for the daemon's life: sessions and clients are reused across cycles, so the
     # aws_client settings take effect at start (a SIGHUP reload does not rebuild the clients).
@@ -111,8 +114,9 @@ async def run_daemon(
             server = await start_server(build_app(daemon, metrics), host, port)
         except OSError as exc:
             log.error(
-                "cannot listen on %s: %s; choose another address with --listen or server.listen",
-                listen,
+                "cannot listen on %s:%d: %s; choose another address with --listen or server.listen",
+                host,
+                port,
                 exc,
             )
             await daemon.stop()

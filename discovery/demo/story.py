@@ -19,9 +19,12 @@ from typing import Any, TextIO
 
 import yaml
 
+from discovery import wiring
 from discovery.core.config import load_config
 from discovery.core.model import is_owned
+from discovery.core.scopes import expand_scopes
 from discovery.core.summary import CycleReport
+from discovery.output.progress import Progress
 from discovery.output.report import render_text
 from discovery.registry.sqlite import SQLiteRegistry
 
@@ -109,7 +112,6 @@ def run_demo(*, workdir: str | None, stdout: TextIO) -> int:
 
 
 def _story(*, workdir: str | None, stdout: TextIO) -> None:
-    from discovery.cli.main import scan
     from discovery.emulator import EmulatorThread, load_fleet
 
     def say(text: str = "") -> None:
@@ -122,6 +124,7 @@ def _story(*, workdir: str | None, stdout: TextIO) -> None:
     config_path.write_text(CONFIG.read_text())
     (base / "discovery.db").unlink(missing_ok=True)
     config = load_config(config_path)
+    scopes = expand_scopes(config)
     fleet_doc = yaml.safe_load(FLEET.read_text())
     fleet = load_fleet(FLEET)
 
@@ -130,7 +133,16 @@ def _story(*, workdir: str | None, stdout: TextIO) -> None:
         say("=" * 78)
         say(title)
         say("=" * 78)
-        report = asyncio.run(scan(config, config_path, dry_run=dry_run, force=False, stderr=stdout))
+        report = asyncio.run(
+            wiring.scan(
+                config,
+                config_path,
+                dry_run=dry_run,
+                force=False,
+                scopes=scopes,
+                on_scope=Progress(len(scopes), stdout),
+            )
+        )
         say(render_text(report))
         return report
 

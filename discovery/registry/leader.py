@@ -10,20 +10,16 @@ The daemon sees only the `Leadership` Protocol. Two implementations:
   killed, connection lost, host gone once TCP keepalives give up), so a follower's next
   `try_acquire` takes over.
 
-`leadership_for(config, environ)` picks the right one; it imports psycopg only for postgres, so
-an SQLite-only install never needs it.
+`discovery.wiring.open_leadership` picks the right one; it imports psycopg only for postgres,
+so an SQLite-only install never needs it. This module imports neither.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from discovery.core.config import Config
-
-__all__ = ["AlwaysLeader", "Leadership", "leader_lock_key", "leadership_for"]
+__all__ = ["AlwaysLeader", "Leadership", "leader_lock_key"]
 
 
 class Leadership(Protocol):
@@ -92,17 +88,3 @@ def leader_lock_key(schema: str, discovery_group: str) -> int:
         f"rdsproxy-discovery/leader/{schema}/{discovery_group}".encode(), digest_size=8
     ).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def leadership_for(config: Config, environ: Mapping[str, str]) -> Leadership:
-    """The `Leadership` that fits the configured registry backend.
-
-    Raises `ConfigError` (naming `registry.dsn`) when postgres is chosen with no DSN.
-    """
-    if config.registry.backend != "postgres":
-        return AlwaysLeader()
-    from discovery.registry.postgres_leader import PostgresLeaderElector
-
-    return PostgresLeaderElector(
-        config.registry.resolve_dsn(environ), discovery_group=config.discovery_group
-    )

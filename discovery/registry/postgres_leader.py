@@ -31,7 +31,7 @@ from psycopg.rows import TupleRow
 
 from discovery.registry.base import RegistryError
 from discovery.registry.leader import leader_lock_key
-from discovery.registry.postgres import (
+from discovery.registry.postgres_conn import (
     AdvisoryLock,
     connection_string,
     describe_dsn,

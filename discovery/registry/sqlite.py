@@ -35,12 +35,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from discovery.core.model import Resource, StoredResource
-from discovery.registry.base import (
-    Changes,
-    RegistryConflict,
-    RegistryError,
-    pause_before_commit,
-)
+from discovery.registry.base import Changes, RegistryConflict, RegistryError
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteRegistry"]
 
@@ -90,13 +85,25 @@ _SQLITE_NOTADB = 26
 
 
 class SQLiteRegistry:
-    """A `Registry` stored in one SQLite file, created with its schema on first use."""
+    """A `Registry` stored in one SQLite file, created with its schema on first use.
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0) -> None:
+    `before_commit`, when given, runs in the worker thread inside every apply's transaction with
+    all its writes done, just before the commit: the fault tests inject a pause there to kill
+    the process at a known point. Production code passes none.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = 10.0,
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
         if busy_timeout_s < 0:
             raise ValueError(f"busy_timeout_s must be >= 0, got {busy_timeout_s}")
         self._path = Path(path)
         self._busy_timeout_s = busy_timeout_s
+        self._before_commit = before_commit
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         self._closed = False
@@ -281,7 +288,8 @@ class SQLiteRegistry:
                 if deleted.rowcount != 1:
                     raise _moved(stored, "delete", self._path)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (revision,))
-            pause_before_commit()  # a no-op unless a fault test asks for it
+            if self._before_commit is not None:  # a seam for tests, see __init__
+                self._before_commit()
 
 
 def _encode(resource: Resource) -> str:

@@ -3,7 +3,6 @@ elector opener, so that a test can record (and refuse) each of the two on its ow
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -11,7 +10,8 @@ from typing import Protocol
 from discovery.core.config import Config
 from discovery.daemon.backend import BackendOpener
 from discovery.registry.base import Registry
-from discovery.registry.leader import Leadership, leadership_for
+from discovery.registry.leader import Leadership
+from discovery.wiring import open_leadership
 
 
 class RegistryOpener(Protocol):
@@ -26,7 +26,7 @@ LeadershipOpener = Callable[[Config, Path], Leadership]
 
 
 def default_leadership(config: Config, config_path: Path) -> Leadership:
-    return leadership_for(config, os.environ)
+    return open_leadership(config, config_path)
 
 
 def backend_opener(

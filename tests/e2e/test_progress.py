@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from discovery.cli.main import Progress
 from discovery.core.model import Scope, ScopeResult
+from discovery.output.progress import Progress
 
 
 class Terminal(io.StringIO):

@@ -1,8 +1,8 @@
 """The fault matrix, daemon side: `discovery run` killed with SIGKILL in the middle of an apply
 (SQLite and PostgreSQL), and an assumed role that becomes unassumable between two cycles.
 
-"Mid-apply" is hit deterministically with the registry's test hook
-(`DISCOVERY_TEST_PAUSE_BEFORE_COMMIT`, see discovery/registry/base.py): the apply has written
+"Mid-apply" is hit deterministically with a pause injected before the commit
+(`tests/faults/paused.py`, the registries' `before_commit` seam): the apply has written
 everything and is about to commit when the daemon is killed, so the registry must be exactly as
 before. The SQLite row also kills without the hook, when another process sees the write lock
 taken (a real race): then the registry must be before or after, nothing in between.
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from discovery.emulator import EmulatorThread
-from discovery.registry.base import PAUSE_BEFORE_COMMIT_ENV
+from tests.faults.paused import PausedDaemon
 from tests.faults.support import (
     ACCOUNT_A,
     ACCOUNT_B,
@@ -104,7 +104,7 @@ def test_daemon_killed_mid_apply_leaves_the_registry_as_before(any_world: World)
     world = any_world
     marker = world.workdir / "paused"
     before = world.snapshot()
-    daemon = Daemon(world, env={PAUSE_BEFORE_COMMIT_ENV: str(marker)}, name="killed").start()
+    daemon = PausedDaemon(world, marker=marker, name="killed").start()
     try:
         wait_until(marker.exists, timeout=60, what="the first cycle's apply to reach its commit")
         daemon.kill()

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from discovery.emulator import EmulatorThread
-from discovery.registry.base import PAUSE_BEFORE_COMMIT_ENV
+from tests.faults import paused
 from tests.faults.support import (
     ACCOUNT_A,
     EXIT_OK,
@@ -380,8 +380,8 @@ def test_postgres_connection_dropped_mid_apply(pg_world: World) -> None:
     marker = world.workdir / "paused"
     before = world.snapshot()
     scan = subprocess.Popen(
-        [*SCAN, "--config", str(world.config_path)],
-        env=client_env(world.emulator, {PAUSE_BEFORE_COMMIT_ENV: str(marker)}),
+        paused.command(marker, "scan", "--output", "json", "--config", str(world.config_path)),
+        env=client_env(world.emulator),
         cwd=world.workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -18,9 +18,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from discovery.core.config import Config, ConfigError, config_from_mapping
 from discovery.core.model import StoredResource
 from discovery.registry.base import Changes
-from discovery.registry.leader import AlwaysLeader, Leadership, leader_lock_key, leadership_for
-from discovery.registry.postgres import AdvisoryLock, LeadershipLost, PostgresRegistry
+from discovery.registry.leader import AlwaysLeader, Leadership, leader_lock_key
+from discovery.registry.postgres import LeadershipLost, PostgresRegistry
+from discovery.registry.postgres_conn import AdvisoryLock
 from discovery.registry.postgres_leader import LeaderElectionError, PostgresLeaderElector
+from discovery.wiring import open_leadership, open_registry
 from tests.leader.sessions import terminate_backend
 from tests.registry.postgres_support import fresh_schema, postgres_dsn, random_group, sql
 from tests.registry.registry_support import make_resource
@@ -359,13 +361,18 @@ async def test_an_unreachable_database_is_an_error_at_start_and_no_leadership_af
 # --- choosing an implementation ------------------------------------------------------------
 
 
+CONFIG_PATH = Path("discovery.yaml")
+
+
 def _config(registry: dict[str, str]) -> Config:
     matcher = {"types": ["rdsproxy"], "regions": ["us-east-1"]}
     return config_from_mapping({"discovery_group": "prod", "aws": [matcher], "registry": registry})
 
 
 async def test_always_leader_for_sqlite() -> None:
-    leadership: Leadership = leadership_for(_config({"backend": "sqlite"}), {})
+    leadership: Leadership = open_leadership(
+        _config({"backend": "sqlite"}), CONFIG_PATH, environ={}
+    )
     assert isinstance(leadership, AlwaysLeader)
     await leadership.start()
     assert leadership.is_leader
@@ -376,7 +383,7 @@ async def test_always_leader_for_sqlite() -> None:
 
 def test_a_postgres_elector_from_the_environment() -> None:
     config = _config({"backend": "postgres", "dsn_env": "MY_DSN"})
-    elector = leadership_for(config, {"MY_DSN": "host=db dbname=d user=u"})
+    elector = open_leadership(config, CONFIG_PATH, environ={"MY_DSN": "host=db dbname=d user=u"})
     assert isinstance(elector, PostgresLeaderElector)
     assert elector.discovery_group == "prod"
     assert "u@db/d" in repr(elector)
@@ -384,18 +391,16 @@ def test_a_postgres_elector_from_the_environment() -> None:
 
 def test_postgres_without_a_dsn_is_a_config_error_naming_registry_dsn() -> None:
     with pytest.raises(ConfigError, match=r"registry\.dsn.*DISCOVERY_REGISTRY_DSN"):
-        leadership_for(_config({"backend": "postgres"}), {})
+        open_leadership(_config({"backend": "postgres"}), CONFIG_PATH, environ={})
 
 
 async def test_open_registry_fences_a_postgres_registry_on_the_daemons_elector(
     dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Group "prod" in a random schema: the lock key includes the schema, so no other run meets it.
-    from discovery.cli.main import open_registry
-
     monkeypatch.setenv("DISCOVERY_REGISTRY_DSN", dsn)
     config = _config({"backend": "postgres"})
-    elector = leadership_for(config, {"DISCOVERY_REGISTRY_DSN": dsn})
+    elector = open_leadership(config, CONFIG_PATH, environ={"DISCOVERY_REGISTRY_DSN": dsn})
     registry = open_registry(config, tmp_path / "discovery.yaml", leadership=elector)
     try:
         with pytest.raises(LeadershipLost):  # not leader yet: nothing may be written

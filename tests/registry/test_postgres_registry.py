@@ -19,7 +19,8 @@ from hypothesis import given, settings
 
 from discovery.registry.base import Changes, RegistryConflict, RegistryError, Update
 from discovery.registry.memory import MemoryRegistry
-from discovery.registry.postgres import SCHEMA_VERSION, PostgresRegistry
+from discovery.registry.postgres import PostgresRegistry
+from discovery.registry.postgres_schema import SCHEMA_VERSION
 from tests.registry.postgres_support import (
     fresh_schema,
     postgres_dsn,

@@ -15,7 +15,8 @@ from discovery.cli.main import main
 from discovery.core.config import DEFAULT_DSN_ENV, ConfigError, config_from_mapping
 from discovery.core.model import Resource
 from discovery.registry.base import Changes
-from discovery.registry.postgres import SCHEMA_VERSION, PostgresRegistry
+from discovery.registry.postgres import PostgresRegistry
+from discovery.registry.postgres_schema import SCHEMA_VERSION
 from discovery.registry.sqlite import SQLiteRegistry
 from tests.registry.postgres_support import fresh_schema, sql
 from tests.registry.registry_support import make_resource, minimal_resource

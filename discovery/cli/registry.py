@@ -1,0 +1,115 @@
+"""`discovery registry list | export | migrate | copy`: read, migrate or copy the registry."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from discovery import wiring
+from discovery.cli.common import EXIT_OK
+from discovery.core.config import Config, load_config
+from discovery.core.model import Resource, is_owned
+from discovery.output.report import format_table
+from discovery.registry.base import RegistryConflict, RegistryError
+from discovery.registry.copy import copy_registry
+from discovery.registry.export import export_yaml
+from discovery.registry.open import open_spec
+
+__all__ = ["cmd_registry", "cmd_registry_copy", "cmd_registry_migrate"]
+
+
+async def _list_registry(config: Config, config_path: Path) -> list[dict[str, object]]:
+    registry = wiring.open_registry(config, config_path)
+    try:
+        stored = await registry.list_resources()
+    finally:
+        await registry.close()
+    return [s.resource.to_dict() for s in stored]
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    """`registry list` (a table) and `registry export` (YAML for `tctl create -f`)."""
+    config_path = Path(args.config)
+    config = load_config(config_path)
+    docs = asyncio.run(_list_registry(config, config_path))
+    resources = [Resource.from_dict(d) for d in docs]
+    if args.registry_command == "export":
+        if not args.all:
+            resources = [r for r in resources if is_owned(r, config.discovery_group)]
+        sys.stdout.write(export_yaml(resources))
+        return EXIT_OK
+    rows = [
+        [
+            r.name,
+            "yes" if is_owned(r, config.discovery_group) else "no",
+            r.protocol,
+            r.uri,
+            r.aws.account_id,
+            r.aws.region,
+        ]
+        for r in resources
+    ]
+    print("\n".join(format_table(rows, ["NAME", "OWNED", "PROTOCOL", "URI", "ACCOUNT", "REGION"])))
+    print(f"{len(resources)} resource(s)")
+    return EXIT_OK
+
+
+async def _migrate_registry(config: Config, config_path: Path) -> str:
+    registry = wiring.open_registry(config, config_path)
+    try:
+        if config.registry.backend == "sqlite":
+            from discovery.registry.sqlite import SCHEMA_VERSION
+
+            await registry.list_resources()  # SQLite migrates its file on first use
+            return f"registry {config.registry.path}: schema is at version {SCHEMA_VERSION}"
+        # Only a postgres build gets here: open_registry has already imported psycopg.
+        from discovery.registry.postgres import PostgresRegistry
+
+        assert isinstance(registry, PostgresRegistry)
+        done = await registry.migrate()
+        if done.before == done.after:
+            return (
+                f"registry {registry.where}: schema {done.schema!r} is already at version "
+                f"{done.after}; nothing to do"
+            )
+        return (
+            f"registry {registry.where}: migrated schema {done.schema!r} from version "
+            f"{done.before} to {done.after}"
+        )
+    finally:
+        await registry.close()
+
+
+def cmd_registry_migrate(args: argparse.Namespace) -> int:
+    config_path = Path(args.config)
+    print(asyncio.run(_migrate_registry(load_config(config_path), config_path)))
+    return EXIT_OK
+
+
+async def _copy_registry(source_spec: str, target_spec: str, *, replace: bool) -> str:
+    source, source_name = open_spec(source_spec, flag="--from", source=True)
+    try:
+        target, target_name = open_spec(target_spec, flag="--to", source=False)
+        try:
+            result = await copy_registry(source, target, replace=replace, target_name=target_name)
+        except RegistryConflict as exc:
+            raise RegistryError(
+                f"{target_name} changed while the copy ran ({exc}); nothing was copied, "
+                "stop the writers of the target and copy again"
+            ) from exc
+        finally:
+            await target.close()
+    finally:
+        await source.close()
+    return (
+        f"copied {result.copied} resource(s) from {source_name} to {target_name} "
+        f"(created {result.created}, updated {result.updated}, deleted {result.deleted}, "
+        f"unchanged {result.unchanged})"
+    )
+
+
+def cmd_registry_copy(args: argparse.Namespace) -> int:
+    print(asyncio.run(_copy_registry(args.source, args.target, replace=args.replace)))
+    return EXIT_OK

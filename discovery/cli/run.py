@@ -1,0 +1,55 @@
+"""`discovery run`: check the command line, set up logging, run the daemon on the wiring."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from discovery import wiring
+from discovery.cli.common import UsageError
+from discovery.core.config import Config, load_config, parse_listen
+from discovery.output.logs import Redactor, configure_logging
+from discovery.registry.base import Registry
+from discovery.registry.leader import Leadership
+
+__all__ = ["cmd_run"]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    # Imported here: the one-shot commands never load the scheduler and the HTTP server.
+    from discovery.daemon.process import run_daemon
+
+    config_path = Path(args.config)
+    config = load_config(config_path)
+    listen = args.listen or config.server.listen
+    try:
+        # Parsed once, here, so a bad address is a usage error (exit 2) before anything starts.
+        address = parse_listen(listen)
+    except ValueError as exc:
+        raise UsageError(f"--listen: {exc}") from None
+    redactor = configure_logging(
+        level=args.log_level,
+        log_format=args.log_format,
+        stream=sys.stderr,
+        redactor=Redactor(m.external_id for m in config.aws),
+    )
+    before_commit = args.before_commit
+
+    def open_backend(config: Config, config_path: Path, /) -> tuple[Registry, Leadership]:
+        # A backend this build lacks, or no DSN: a ConfigError, exit 2. The registry's applies
+        # are fenced on the elector: they commit only while this replica holds the leader lock.
+        return wiring.open_backend(config, config_path, before_commit=before_commit)
+
+    return asyncio.run(
+        run_daemon(
+            config=config,
+            config_path=config_path,
+            listen=address,
+            listen_fixed=args.listen is not None,
+            redactor=redactor,
+            open_backend=open_backend,
+            open_source=wiring.open_source,
+        )
+    )

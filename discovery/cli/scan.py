@@ -1,0 +1,79 @@
+"""`discovery scan` (one cycle, its report on stdout) and `discovery validate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from discovery import wiring
+from discovery.cli.common import EXIT_DELETES_WITHHELD, EXIT_OK, EXIT_SCOPES_FAILED
+from discovery.core.config import load_config, read_config
+from discovery.core.scopes import expand_scopes
+from discovery.core.summary import CycleReport
+from discovery.output.progress import Progress
+from discovery.output.report import render_json, render_text, render_yaml
+
+__all__ = ["cmd_scan", "cmd_validate", "exit_code_for", "render"]
+
+log = logging.getLogger("discovery")
+
+
+def exit_code_for(report: CycleReport) -> int:
+    if report.failed_scopes:
+        return EXIT_SCOPES_FAILED
+    if report.plan.guard_tripped:
+        return EXIT_DELETES_WITHHELD
+    return EXIT_OK
+
+
+def render(report: CycleReport, output: str) -> str:
+    if output == "json":
+        return render_json(report) + "\n"
+    if output == "yaml":
+        return render_yaml(report)
+    return render_text(report)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    config_path = Path(args.config)
+    config = load_config(config_path)
+    scopes = expand_scopes(config)
+    report = asyncio.run(
+        wiring.scan(
+            config,
+            config_path,
+            dry_run=args.dry_run,
+            force=args.force,
+            scopes=scopes,
+            on_scope=Progress(len(scopes), sys.stderr),
+            before_commit=args.before_commit,
+        )
+    )
+    sys.stdout.write(render(report, args.output))
+    for result in report.scopes:
+        if not result.ok:
+            log.warning(
+                "scope %s/%s failed: %s",
+                result.account_id or "?",
+                result.scope.region,
+                result.error,
+            )
+    return exit_code_for(report)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    loaded = read_config(args.config)
+    config = loaded.config
+    for warning in loaded.warnings:
+        print(f"discovery: warning: {args.config}: {warning}", file=sys.stderr)
+    scopes = expand_scopes(config)
+    kind = " (teleport.yaml: discovery_service used)" if loaded.teleport else ""
+    print(
+        f"{args.config}: ok{kind} — discovery group {config.discovery_group!r}, "
+        f"{len(config.aws)} matcher(s), {len(scopes)} scope(s), "
+        f"registry {config.registry.backend}"
+    )
+    return EXIT_OK

@@ -1,0 +1,140 @@
+"""Where the pieces are put together: config → AWS source, registry, leadership; and `scan`.
+
+Every entry point (the CLI's `scan` and `run`, the demo, the bench, the daemon's reload) gets
+its pieces here, so a backend is chosen, fenced and reported on in one way, and no entry point
+imports another. The pure decisions stay in `discovery.core` and `discovery.reconcile`; this
+module only chooses and connects implementations.
+
+`before_commit` is a seam for the fault tests (see `discovery.registry.sqlite`): production
+callers never pass it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from discovery.aws.calls import CallObserver
+from discovery.aws.clients import AWSSettings, ThrottleObserver
+from discovery.aws.rds_proxy import AWSSource
+from discovery.core.config import Config, ConfigError
+from discovery.core.model import Scope
+from discovery.core.summary import CycleReport
+from discovery.reconcile.cycle import ScopeObserver, run_cycle
+from discovery.registry.base import Registry, RegistryError
+from discovery.registry.leader import AlwaysLeader, Leadership
+from discovery.registry.open import BeforeCommit, RegistrySpecError, open_configured
+
+__all__ = ["open_backend", "open_leadership", "open_registry", "open_source", "scan"]
+
+
+def open_registry(
+    config: Config,
+    config_path: Path,
+    *,
+    leadership: Leadership | None = None,
+    before_commit: BeforeCommit | None = None,
+) -> Registry:
+    """The configured registry; with `leadership` (the daemon's elector), fenced on it.
+
+    Errors name the config file: `ConfigError` for no or a malformed DSN (exit 2),
+    `RegistrySpecError` when this build lacks the backend's extra (exit 2).
+    """
+    return open_configured(config, config_path, leadership=leadership, before_commit=before_commit)
+
+
+def open_leadership(
+    config: Config, config_path: Path, *, environ: Mapping[str, str] | None = None
+) -> Leadership:
+    """The daemon's leader elector for `config`: `AlwaysLeader` for SQLite.
+
+    Errors are those of `open_registry` (exit 2): no DSN or a malformed one names
+    `registry.dsn`, a build without psycopg names the extra. Nothing connects here.
+    """
+    if config.registry.backend != "postgres":
+        return AlwaysLeader()
+    try:
+        dsn = config.registry.resolve_dsn(os.environ if environ is None else environ)
+    except ConfigError as exc:
+        raise ConfigError(f"{config_path}: {exc}") from None
+    try:
+        from discovery.registry.postgres_leader import PostgresLeaderElector
+    except ImportError as exc:
+        raise RegistrySpecError(
+            "leader election needs the 'postgres' extra: "
+            f"pip install 'rdsproxy-discovery[postgres]' ({exc})"
+        ) from None
+    try:
+        return PostgresLeaderElector(dsn, discovery_group=config.discovery_group)
+    except RegistryError as exc:
+        raise ConfigError(
+            f"{config_path}: registry.dsn (or ${config.registry.dsn_env}): {exc}"
+        ) from None
+
+
+def open_backend(
+    config: Config, config_path: Path, /, *, before_commit: BeforeCommit | None = None
+) -> tuple[Registry, Leadership]:
+    """The daemon's elector and its registry, fenced on it: they are opened (and swapped on a
+    reload) together, because the fence is only as good as the elector it asks."""
+    leadership = open_leadership(config, config_path)
+    registry = open_registry(
+        config, config_path, leadership=leadership, before_commit=before_commit
+    )
+    return registry, leadership
+
+
+def _no_call_observer(operation: str, outcome: str, retries: int) -> None:
+    return None
+
+
+def _no_throttle_observer(operation: str) -> None:
+    return None
+
+
+def open_source(
+    config: Config,
+    /,
+    *,
+    on_call: CallObserver = _no_call_observer,
+    on_throttle: ThrottleObserver = _no_throttle_observer,
+) -> AWSSource:
+    """The AWS source for `config`'s `aws_client` settings; use it as an async context manager
+    (it holds the sessions and clients, reused until it is closed)."""
+    return AWSSource(
+        settings=AWSSettings.from_config(config.aws_client),
+        on_call=on_call,
+        on_throttle=on_throttle,
+    )
+
+
+async def scan(
+    config: Config,
+    config_path: Path,
+    *,
+    dry_run: bool,
+    force: bool,
+    scopes: Sequence[Scope] | None = None,
+    on_scope: ScopeObserver | None = None,
+    before_commit: BeforeCommit | None = None,
+) -> CycleReport:
+    """One cycle (`discovery scan`): fetch every scope, plan, and apply unless `dry_run`.
+
+    `scopes` are the config's, when the caller has already expanded them (for its progress
+    display): they are not expanded twice.
+    """
+    registry = open_registry(config, config_path, before_commit=before_commit)
+    try:
+        async with open_source(config) as source:
+            return await run_cycle(
+                config=config,
+                source=source,
+                registry=registry,
+                dry_run=dry_run,
+                force=force,
+                scopes=scopes,
+                on_scope=on_scope,
+            )
+    finally:
+        await registry.close()
