@@ -93,6 +93,8 @@ def test(extra: list[str]) -> int:
             "tasks.py",
         ],
         "mypy --strict discovery": [PY, "-m", "mypy", "--strict", "discovery"],
+        # The layering contracts of pyproject.toml: no cycles, a pure core, nothing imports cli.
+        "lint-imports": [BIN / "lint-imports", "--no-cache"],
         "pip check": [PY, "-m", "pip", "check"],
     }
     for name, cmd in checks.items():

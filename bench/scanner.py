@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from discovery import wiring
-from discovery.core.config import load_config
 from discovery.core.model import Changes, StoredResource
 from discovery.reconcile.cycle import run_cycle
 from discovery.registry.base import Registry
+from discovery.wiring import load_config
 
 
 class CountingRegistry:

@@ -11,14 +11,17 @@ callers never pass it.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from discovery.aws.calls import CallObserver
-from discovery.aws.clients import AWSSettings, ThrottleObserver
+from aiobotocore.session import AioSession
+
+from discovery.aws.calls import Caller, CallObserver
+from discovery.aws.clients import AWSClients, AWSSettings, ThrottleObserver
 from discovery.aws.rds_proxy import AWSSource
-from discovery.core.config import Config, ConfigError
+from discovery.core.config import Config, ConfigError, LoadedConfig, parse_config
 from discovery.core.model import Scope
 from discovery.core.summary import CycleReport
 from discovery.reconcile.cycle import ScopeObserver, run_cycle
@@ -26,7 +29,40 @@ from discovery.registry.base import Registry, RegistryError
 from discovery.registry.leader import AlwaysLeader, Leadership
 from discovery.registry.open import BeforeCommit, RegistrySpecError, open_configured
 
-__all__ = ["open_backend", "open_leadership", "open_registry", "open_source", "scan"]
+__all__ = [
+    "load_config",
+    "open_backend",
+    "open_clients",
+    "open_leadership",
+    "open_registry",
+    "open_source",
+    "read_config",
+    "scan",
+]
+
+log = logging.getLogger(__name__)
+
+
+def read_config(path: str | Path) -> LoadedConfig:
+    """Read and validate a config file (ours or a teleport.yaml), keeping the warnings."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{source}: no such file; pass --config with the path of your config"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read the file: {exc}") from None
+    return parse_config(text, source=source)
+
+
+def load_config(path: str | Path) -> Config:
+    """The config at `path`; whatever a teleport.yaml had that is ignored is logged."""
+    loaded = read_config(path)
+    for warning in loaded.warnings:
+        log.warning("%s: %s", path, warning)
+    return loaded.config
 
 
 def open_registry(
@@ -107,6 +143,14 @@ def open_source(
         on_call=on_call,
         on_throttle=on_throttle,
     )
+
+
+def open_clients(settings: AWSSettings, *, session: AioSession | None = None) -> AWSClients:
+    """The AWS layer alone (sessions, clients, the call wrapper), for `doctor`: the same client
+    cache, paging guards and error table as a cycle's, with `settings` from the config's
+    `aws_client` section (doctor may override some). An async context manager."""
+    caller = Caller(max_concurrency=settings.max_concurrency)
+    return AWSClients(caller=caller, settings=settings, base_session=session)
 
 
 async def scan(

@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from discovery.cli.common import EXIT_OK, EXIT_RUNTIME, UsageError
-from discovery.core.config import load_config
+from discovery.wiring import load_config
 
 __all__ = ["cmd_demo", "cmd_doctor", "cmd_emulator", "cmd_iam_bootstrap", "cmd_print_iam"]
 

@@ -9,13 +9,14 @@ from pathlib import Path
 
 from discovery import wiring
 from discovery.cli.common import EXIT_OK
-from discovery.core.config import Config, load_config
+from discovery.core.config import Config
 from discovery.core.model import Resource, is_owned
 from discovery.output.report import format_table
 from discovery.registry.base import RegistryConflict, RegistryError
 from discovery.registry.copy import copy_registry
 from discovery.registry.export import export_yaml
 from discovery.registry.open import open_spec
+from discovery.wiring import load_config
 
 __all__ = ["cmd_registry", "cmd_registry_copy", "cmd_registry_migrate"]
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from discovery import wiring
 from discovery.cli.common import UsageError
-from discovery.core.config import Config, load_config, parse_listen
+from discovery.core.config import Config, parse_listen
 from discovery.output.logs import Redactor, configure_logging
 from discovery.registry.base import Registry
 from discovery.registry.leader import Leadership
+from discovery.wiring import load_config
 
 __all__ = ["cmd_run"]
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from discovery import wiring
 from discovery.cli.common import EXIT_DELETES_WITHHELD, EXIT_OK, EXIT_SCOPES_FAILED
-from discovery.core.config import load_config, read_config
 from discovery.core.scopes import expand_scopes
 from discovery.core.summary import CycleReport
 from discovery.output.progress import Progress
 from discovery.output.report import render_json, render_text, render_yaml
+from discovery.wiring import load_config, read_config
 
 __all__ = ["cmd_scan", "cmd_validate", "exit_code_for", "render"]
 

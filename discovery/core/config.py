@@ -9,11 +9,9 @@ translated by `discovery.core.teleport_config`, and what it leaves out comes bac
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -29,8 +27,6 @@ from pydantic import (
 )
 
 from discovery.core import teleport_config
-
-log = logging.getLogger(__name__)
 
 SUPPORTED_TYPES = ("rdsproxy",)
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso|-isob|-isof|-isoe)?-[a-z]+-\d{1,2}$")
@@ -382,25 +378,12 @@ def _validate(
         ) from None
 
 
-def load_config(path: str | Path) -> Config:
-    """The config at `path`; whatever a teleport.yaml had that is ignored is logged."""
-    loaded = read_config(path)
-    for warning in loaded.warnings:
-        log.warning("%s: %s", path, warning)
-    return loaded.config
+def parse_config(text: str, *, source: str) -> LoadedConfig:
+    """A config file's text (ours or a teleport.yaml) → the validated config and its warnings.
 
-
-def read_config(path: str | Path) -> LoadedConfig:
-    """Read and validate a config file (ours or a teleport.yaml), keeping the warnings."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{source}: no such file; pass --config with the path of your config"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot read the file: {exc}") from None
+    `source` names the file in every error. Reading the file is the caller's (see
+    `discovery.wiring.read_config`): this stays pure.
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

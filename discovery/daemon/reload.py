@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from discovery.core.config import Config, ConfigError, load_config
+from discovery.core.config import Config, ConfigError
 from discovery.daemon.backend import Backend, BackendOpener, BackendSlot, needs_new_backend
 from discovery.output.logs import Redactor
 from discovery.output.metrics import Metrics
+from discovery.wiring import load_config
 
 log = logging.getLogger(__name__)
 

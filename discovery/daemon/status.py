@@ -23,6 +23,8 @@ from discovery.output.report import scope_document
 # /status lists at most this many withheld changes (all of them are counted); a region of
 # thousands of proxies that fails would otherwise make every status read megabytes long.
 STATUS_WITHHELD_LIMIT = 1000
+# /status lists at most this many skipped items per scope.
+STATUS_SKIPPED_LIMIT = 100
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -84,9 +86,17 @@ def readiness(
 
 
 def scope_status(scope: ScopeSummary) -> dict[str, Any]:
-    """A scope in `/status`: DESIGN §7's scope object, plus what only a daemon knows."""
+    """A scope in `/status`: DESIGN §7's scope object, plus what only a daemon knows.
+
+    Its `skipped` list stops at STATUS_SKIPPED_LIMIT items (all of them are counted by reason):
+    an account of thousands of proxies that a selector leaves out would otherwise make every
+    status read megabytes long.
+    """
+    doc = scope_document(scope)
+    doc["skipped"] = doc["skipped"][:STATUS_SKIPPED_LIMIT]
     return {
-        **scope_document(scope),
+        **doc,
+        "skipped_truncated": len(scope.skipped) > STATUS_SKIPPED_LIMIT,
         "skipped_by_reason": scope.skipped_by_reason,
         "last_success_at": iso(scope.last_success),
     }

@@ -20,13 +20,13 @@ from typing import Any, TextIO
 import yaml
 
 from discovery import wiring
-from discovery.core.config import load_config
 from discovery.core.model import is_owned
 from discovery.core.scopes import expand_scopes
 from discovery.core.summary import CycleReport
 from discovery.output.progress import Progress
 from discovery.output.report import render_text
 from discovery.registry.sqlite import SQLiteRegistry
+from discovery.wiring import load_config
 
 HERE = Path(__file__).resolve().parent
 FLEET = HERE / "fleet.yaml"

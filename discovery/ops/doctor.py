@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 
 from aiobotocore.session import AioSession
 
-from discovery.aws.calls import Caller
-from discovery.aws.clients import AWSClients, AWSSettings
+from discovery import wiring
+from discovery.aws.clients import AWSSettings
 from discovery.core.config import Config
 from discovery.ops.checks_endpoints import check_tcp, check_tls
 from discovery.ops.checks_identity import check_credentials, check_roles
@@ -74,9 +74,7 @@ async def run_doctor(
             if on_check is not None:
                 on_check(check)
 
-    aws_settings = settings.aws_settings(config)
-    caller = Caller(max_concurrency=aws_settings.max_concurrency)
-    async with AWSClients(caller=caller, settings=aws_settings, base_session=session) as aws:
+    async with wiring.open_clients(settings.aws_settings(config), session=session) as aws:
         credentials, base = await check_credentials(aws)
         emit([credentials])
         if base is None:

@@ -18,7 +18,8 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from discovery.core.config import Config, ConfigError, config_from_mapping, read_config
+from discovery.core.config import Config, ConfigError, config_from_mapping
+from discovery.wiring import read_config
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

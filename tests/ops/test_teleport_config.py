@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from discovery.core.config import ConfigError, loaded_from_mapping, read_config
+from discovery.core.config import ConfigError, loaded_from_mapping
 from discovery.core.teleport_config import is_teleport_config, translate
+from discovery.wiring import read_config
 
 ROLE = "arn:aws:iam::123456789012:role/discovery"
 
