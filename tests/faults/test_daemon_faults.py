@@ -31,8 +31,8 @@ from tests.faults.support import (
     frozen_areas,
     make_config,
     make_fleet,
-    wait_until,
 )
+from tests.harness.wait import wait_until
 
 
 def daemon_config(world: World) -> None:
