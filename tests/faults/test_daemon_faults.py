@@ -19,6 +19,7 @@ import pytest
 
 from discovery.emulator import EmulatorThread
 from discovery.registry.base import PAUSE_BEFORE_COMMIT_ENV
+from tests.faults.invariants import check_cycle, check_recovered, frozen_areas
 from tests.faults.support import (
     ACCOUNT_A,
     ACCOUNT_B,
@@ -26,9 +27,6 @@ from tests.faults.support import (
     WEST,
     Daemon,
     World,
-    check_cycle,
-    check_recovered,
-    frozen_areas,
     make_config,
     make_fleet,
 )

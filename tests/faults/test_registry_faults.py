@@ -29,6 +29,7 @@ import pytest
 from discovery.cli.main import main
 from discovery.emulator import EmulatorThread
 from discovery.registry.base import PAUSE_BEFORE_COMMIT_ENV
+from tests.faults.invariants import check_cycle, check_recovered
 from tests.faults.support import (
     ACCOUNT_A,
     EXIT_OK,
@@ -36,8 +37,6 @@ from tests.faults.support import (
     WEST,
     Result,
     World,
-    check_cycle,
-    check_recovered,
     client_env,
     make_config,
     make_fleet,
