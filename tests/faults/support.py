@@ -246,8 +246,9 @@ class Result(cli.Result):
 
 
 def client_env(emulator: EmulatorThread, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a discovery process pointed at `emulator` (never at AWS)."""
-    return process_env(emulator.url, extra)
+    """The environment of a discovery process pointed at `emulator` (never at AWS); no
+    DISCOVERY_* variable of the caller's shell reaches a row unless the row passes it."""
+    return process_env(emulator.url, extra, inherit_discovery=False)
 
 
 @dataclass

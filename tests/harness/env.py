@@ -32,13 +32,18 @@ def aws_env(endpoint: str = CLOSED_ENDPOINT) -> dict[str, str]:
     }
 
 
-def process_env(endpoint: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def process_env(
+    endpoint: str, extra: Mapping[str, str] | None = None, *, inherit_discovery: bool = True
+) -> dict[str, str]:
     """The whole environment of a `discovery` process pointed at `endpoint`.
 
-    The caller's AWS_* and DISCOVERY_* variables are dropped (a test passes the ones it means
-    in `extra`); `tests.*` stays importable from the process whatever its working directory.
+    The caller's AWS_* variables are dropped; its DISCOVERY_* ones too unless
+    `inherit_discovery` (a test may set e.g. DISCOVERY_REGISTRY_DSN with monkeypatch for the
+    process to inherit). `extra` comes last; `tests.*` stays importable from the process
+    whatever its working directory.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DISCOVERY_"))}
+    dropped = ("AWS_",) if inherit_discovery else ("AWS_", "DISCOVERY_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     env.update(aws_env(endpoint))
     env.update(
         PYTHONUNBUFFERED="1",
