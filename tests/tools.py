@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
-T = TypeVar("T")
 
 
 def promtool() -> str:
@@ -20,17 +16,3 @@ def promtool() -> str:
             "promtool not found: run `python3 tasks.py test` (it installs it into .cache/bin)"
         )
     return str(found)
-
-
-def wait_until(
-    check: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.05
-) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)

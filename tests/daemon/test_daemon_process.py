@@ -23,16 +23,12 @@ from tests.daemon.conftest import (
     EXTERNAL_ID_B,
     INTERVAL_S,
     REGIONS,
-    DaemonProcess,
     base_config,
     base_fleet,
-    fleet_names,
-    issued_credentials,
-    proxy,
-    remove_proxy,
-    resource_name,
-    wait_until,
 )
+from tests.harness.daemon import DaemonProcess, issued_credentials
+from tests.harness.fleet import fleet_names, proxy, remove_proxy, resource_name
+from tests.harness.wait import wait_until
 from tests.tools import promtool
 
 Daemons = Callable[..., DaemonProcess]

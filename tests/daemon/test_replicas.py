@@ -17,17 +17,10 @@ from typing import Any
 import pytest
 
 from discovery.emulator import EmulatorThread
-from tests.daemon.conftest import (
-    ACCOUNT_A,
-    ACCOUNT_B,
-    DaemonProcess,
-    base_config,
-    fleet_names,
-    proxy,
-    remove_proxy,
-    resource_name,
-    wait_until,
-)
+from tests.daemon.conftest import ACCOUNT_A, ACCOUNT_B, base_config
+from tests.harness.daemon import DaemonProcess
+from tests.harness.fleet import fleet_names, proxy, remove_proxy, resource_name
+from tests.harness.wait import wait_until
 from tests.leader.sessions import lock_holders, terminate_backend
 from tests.registry.postgres_support import fresh_schema, random_group, sql
 

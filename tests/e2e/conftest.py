@@ -1,14 +1,13 @@
-"""End-to-end fixtures: the CLI as a subprocess against the emulator over real HTTP."""
+"""End-to-end fixtures: the CLI as a subprocess against the emulator over real HTTP.
+
+The emulator, its environment, the fleet pieces and the CLI runner come from `tests.harness`;
+this file holds the e2e suite's fleet and config and declares its fixtures.
+"""
 
 from __future__ import annotations
 
 import copy
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +15,23 @@ import pytest
 import yaml
 
 from discovery.emulator import EmulatorThread
+from tests.harness import fleet as fleet_docs
+from tests.harness.cli import Result, run_subprocess
+from tests.harness.emulator import reset_emulator, running_emulator
+from tests.harness.env import process_env
 
 ACCOUNT_A = "111111111111"
 ACCOUNT_B = "222222222222"
 ROLE_A = f"arn:aws:iam::{ACCOUNT_A}:role/discovery"
 ROLE_B = f"arn:aws:iam::{ACCOUNT_B}:role/discovery"
 REGIONS = ("us-east-1", "eu-west-1")
+# The e2e scans retry a failed call once, not the CLI's default three times.
+RETRIES = {"AWS_MAX_ATTEMPTS": "2", "AWS_RETRY_MODE": "standard"}
 
 
-def proxy(
-    name: str, *, family: str = "POSTGRESQL", tags: dict[str, str] | None = None, **extra: Any
-) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "name": name,
-        "engine_family": family,
-        "status": "available",
-        "require_tls": True,
-        "vpc_id": "vpc-1",
-        "tags": tags if tags is not None else {"env": "prod"},
-        # endpoint names are unique per account and region in AWS
-        "endpoints": [{"name": f"{name}-ro", "target_role": "READ_ONLY", "status": "available"}],
-    }
-    doc.update(extra)
-    return doc
+def proxy(name: str, **fields: Any) -> dict[str, Any]:
+    """The suite's proxies sit in vpc-1 unless a test says otherwise."""
+    return fleet_docs.proxy(name, **{"vpc_id": "vpc-1", **fields})
 
 
 def base_fleet() -> dict[str, Any]:
@@ -86,16 +79,6 @@ def base_config(group: str = "e2e", **overrides: Any) -> dict[str, Any]:
     return config
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> dict[str, Any]:
-        return dict(json.loads(self.stdout))
-
-
 class Harness:
     def __init__(self, emulator: EmulatorThread, tmp_path: Path) -> None:
         self.emulator = emulator
@@ -113,27 +96,9 @@ class Harness:
         return path
 
     def run(self, *args: str, config: Path | None = None) -> Result:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_CA_BUNDLE"
-        }
-        env.update(
-            AWS_ENDPOINT_URL=self.emulator.url,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_DEFAULT_REGION="us-east-1",
-            AWS_CONFIG_FILE=os.devnull,
-            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-            AWS_EC2_METADATA_DISABLED="true",
-            AWS_MAX_ATTEMPTS="2",
-            AWS_RETRY_MODE="standard",
-        )
-        cmd = [sys.executable, "-m", "discovery", *args]
-        if config is not None:
-            cmd += ["--config", str(config)]
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env=env, cwd=self.tmp_path, timeout=120
-        )
-        return Result(proc.returncode, proc.stdout, proc.stderr)
+        argv = [*args, "--config", str(config)] if config is not None else list(args)
+        env = process_env(self.emulator.url, RETRIES)
+        return run_subprocess(argv, env=env, cwd=self.tmp_path)
 
     def scan(self, config: Path, *flags: str) -> Result:
         return self.run("scan", "--output", "json", *flags, config=config)
@@ -147,21 +112,12 @@ class Harness:
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[EmulatorThread]:
-    with EmulatorThread(base_fleet()) as emu:
+    with running_emulator(base_fleet()) as emu:
         yield emu
 
 
 @pytest.fixture
 def harness(emulator: EmulatorThread, tmp_path: Path) -> Iterator[Harness]:
-    emulator.set_faults([])
+    reset_emulator(emulator)
     yield Harness(emulator, tmp_path)
-    emulator.set_faults([])
-
-
-def find_proxy(fleet: dict[str, Any], account: str, region: str, name: str) -> dict[str, Any]:
-    for acct in fleet["accounts"]:
-        if acct["id"] == account:
-            for p in acct["regions"][region]["proxies"]:
-                if p["name"] == name:
-                    return p  # the live dict, so tests can edit the fleet in place
-    raise KeyError(name)
+    reset_emulator(emulator)

@@ -10,9 +10,9 @@ from tests.e2e.conftest import (
     ROLE_A,
     Harness,
     base_config,
-    find_proxy,
     proxy,
 )
+from tests.harness.fleet import find_proxy
 
 EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG, EXIT_SCOPES_FAILED, EXIT_GUARD = 0, 1, 2, 3, 4
 

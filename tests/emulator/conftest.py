@@ -18,6 +18,8 @@ from aiobotocore.session import get_session
 from botocore.config import Config
 
 from discovery.emulator import EmulatorThread
+from tests.harness.emulator import reset_emulator, running_emulator
+from tests.harness.env import patch_aws_env
 
 SMALL_FLEET: dict[str, Any] = {
     "caller_account": "000000000000",
@@ -65,31 +67,19 @@ def small_fleet() -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # Belt and braces: even a client created without endpoint_url never reaches real AWS.
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
-        monkeypatch.delenv(var, raising=False)
+    patch_aws_env(monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def _emulator_module() -> Iterator[EmulatorThread]:
-    with EmulatorThread(SMALL_FLEET) as emu:
+    with running_emulator(SMALL_FLEET) as emu:
         yield emu
 
 
 @pytest.fixture
 def emulator(_emulator_module: EmulatorThread, monkeypatch: pytest.MonkeyPatch) -> EmulatorThread:
-    emu = _emulator_module
-    emu.set_fleet(SMALL_FLEET)
-    emu.set_faults([])
-    emu.set_settings(latency_ms=0, throttle=None)
-    emu.reset_stats()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", emu.url)
+    emu = reset_emulator(_emulator_module, fleet=SMALL_FLEET, stats=True)
+    patch_aws_env(monkeypatch, emu.url)
     return emu
 
 

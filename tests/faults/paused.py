@@ -12,12 +12,11 @@ point inside the transaction. Production code carries no such hook.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.faults.support import Daemon, World, client_env, wait_until
+from tests.faults.support import Daemon, World
 
 PAUSE_LIMIT_S = 120.0
 
@@ -42,20 +41,8 @@ class PausedDaemon(Daemon):
         super().__init__(world, name=name)
         self.marker = marker
 
-    def start(self) -> PausedDaemon:
-        world = self.world
-        world.write_config()
-        argv = ["run", "--config", str(world.config_path), "--listen", "127.0.0.1:0"]
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                command(self.marker, *argv),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=client_env(world.emulator),
-                cwd=world.workdir,
-            )
-        self.url = wait_until(self._bound_url, timeout=30, what="the daemon to listen")
-        return self
+    def command(self) -> list[str]:
+        return command(self.marker, *self.cli_args())
 
 
 def main(argv: list[str]) -> int:

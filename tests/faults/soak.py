@@ -37,15 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from discovery.emulator import EmulatorThread
+from tests.faults.invariants import check_cycle, check_recovered, frozen_areas
 from tests.faults.support import (
     ACCOUNT_A,
     ACCOUNT_B,
     AREAS,
     Daemon,
     World,
-    check_cycle,
-    check_recovered,
-    frozen_areas,
     make_config,
     make_fleet,
 )

@@ -6,8 +6,9 @@ Every row of the matrix (docs/RELIABILITY.md) follows one shape:
    and one that holds a name this group would like) plus exactly the desired state of fleet v0;
 2. the fleet changes in every (account, region) — a proxy added, one re-tagged, one removed — so
    a scope that is not frozen has something to create, update and delete;
-3. the fault is injected and one cycle runs (`discovery scan` or `discovery run` in a subprocess
-   against the emulator over HTTP);
+3. the fault is injected and one cycle runs against the emulator over HTTP: `discovery scan`
+   through the CLI's `main` in this process (a subprocess where the process is the point),
+   or `discovery run` in a subprocess for the crash rows;
 4. `check_cycle` asserts the invariants on the registry before and after that cycle;
 5. the fault is cleared and the next cycle must leave the registry exactly at the desired state
    (`check_recovered`).
@@ -20,15 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
-import os
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
@@ -41,8 +37,6 @@ from discovery.core.model import (
     AWSInfo,
     Matching,
     Resource,
-    StoredResource,
-    is_owned,
 )
 from discovery.core.scopes import expand_scopes
 from discovery.emulator import EmulatorThread
@@ -50,10 +44,19 @@ from discovery.emulator.fleet import parse_fleet
 from discovery.emulator.state import FleetIndex
 from discovery.registry.base import Changes, Registry
 from discovery.registry.sqlite import SQLiteRegistry
-from tests.tools import wait_until
+from tests.faults.invariants import (
+    GROUP,
+    Area,
+    Snapshot,
+    check_cycle,
+    check_recovered,
+    expected_registry,
+    frozen_areas,
+)
+from tests.harness import cli
+from tests.harness.daemon import DaemonProcess
+from tests.harness.env import process_env
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-GROUP = "faults"
 CALLER = "000000000000"  # the base credentials' account (matcher 2 scans it without a role)
 ACCOUNT_A = "111111111111"  # assumed role, no external id
 ACCOUNT_B = "222222222222"  # assumed role with an external id
@@ -64,10 +67,6 @@ EAST, WEST = "us-east-1", "eu-west-1"
 AREAS = ((ACCOUNT_A, EAST), (ACCOUNT_A, WEST), (ACCOUNT_B, EAST), (ACCOUNT_B, WEST), (CALLER, EAST))
 
 EXIT_OK, EXIT_RUNTIME, EXIT_CONFIG, EXIT_SCOPES_FAILED, EXIT_GUARD = 0, 1, 2, 3, 4
-
-T = TypeVar("T")
-Area = tuple[str, str]  # (account, region); account "" = the whole region
-Snapshot = dict[str, StoredResource]
 
 
 # --- the fleet ---------------------------------------------------------------------------------
@@ -194,16 +193,6 @@ def foreign_resources() -> list[Resource]:
     ]
 
 
-def expected_registry(
-    desired: Mapping[str, Resource], foreign: Iterable[Resource]
-) -> dict[str, Resource]:
-    """Foreign resources as they are, plus every desired resource whose name is free."""
-    expected = {r.name: r for r in foreign}
-    for name, resource in desired.items():
-        expected.setdefault(name, resource)
-    return expected
-
-
 # --- the registry, read and seeded in-process --------------------------------------------------
 
 
@@ -239,128 +228,11 @@ def seed(spec: str, resources: Iterable[Resource]) -> None:
     asyncio.run(write())
 
 
-# --- the invariants ----------------------------------------------------------------------------
-
-
-def frozen_areas(scopes: Iterable[Mapping[str, Any]]) -> set[Area]:
-    """(account, region) of each failed scope; ("", region) when its account is unknown."""
-    return {
-        (str(s.get("account_id") or ""), str(s["region"]))
-        for s in scopes
-        if s.get("status") == "failed"
-    }
-
-
-def in_area(resource: Resource, areas: Iterable[Area]) -> bool:
-    return any(
-        resource.aws.region == region and account in ("", resource.aws.account_id)
-        for account, region in areas
-    )
-
-
-def _area_of(
-    resources: Mapping[str, Resource] | Mapping[str, StoredResource], area: Area
-) -> dict[str, Any]:
-    out = {}
-    for name, value in resources.items():
-        resource = value.resource if isinstance(value, StoredResource) else value
-        if in_area(resource, [area]) and is_owned(resource, GROUP):
-            out[name] = resource
-    return out
-
-
-def assert_no_duplicates(after: Snapshot) -> None:
-    """One resource per proxy or endpoint: no name twice, no AWS object under two names."""
-    keys: dict[tuple[str, str, str, str], str] = {}
-    for name, stored in after.items():
-        assert stored.resource.name == name
-        if not is_owned(stored.resource, GROUP):
-            continue
-        aws = stored.resource.aws
-        key = (aws.account_id, aws.region, aws.rdsproxy_name, aws.rdsproxy_custom_endpoint_name)
-        assert key not in keys, f"{name} and {keys[key]} are the same AWS object"
-        keys[key] = name
-    revisions = [s.revision for s in after.values()]
-    assert len(revisions) == len(set(revisions)), "two rows share a revision"
-
-
-def check_cycle(
-    *,
-    before: Snapshot,
-    after: Snapshot,
-    desired: Mapping[str, Resource],
-    foreign: Iterable[Resource],
-    frozen: set[Area],
-    registry_failed: bool = False,
-    require_pending: bool = True,
-) -> None:
-    """The invariants of one cycle (docs/RELIABILITY.md, "Invariants").
-
-    - a cycle whose registry write failed changed nothing at all;
-    - nothing a failed scope could have produced (its account and region, or its whole region
-      when the account is unknown) was created, updated or deleted: same document, same
-      revision, or absent both times;
-    - no foreign resource changed;
-    - everywhere else, the owned resources are exactly the desired ones;
-    - no duplicates.
-    With `require_pending`, each frozen area must have had changes to withhold, so that the
-    row proves something.
-    """
-    foreign = list(foreign)
-    assert_no_duplicates(after)
-    if registry_failed:
-        assert after == before, "a cycle whose registry write failed changed the registry"
-        return
-    for name in sorted(set(before) | set(after)):
-        was, now = before.get(name), after.get(name)
-        touched = [s.resource for s in (was, now) if s is not None]
-        if any(in_area(r, frozen) for r in touched):
-            assert was == now, f"{name} is in a frozen area {sorted(frozen)} but changed"
-    for resource in foreign:
-        assert resource.name in after, f"foreign {resource.name} was deleted"
-        assert after[resource.name] == before[resource.name], f"foreign {resource.name} changed"
-    foreign_names = {r.name for r in foreign}
-    want = {
-        name: r
-        for name, r in desired.items()
-        if name not in foreign_names and not in_area(r, frozen)
-    }
-    have = {
-        name: s.resource
-        for name, s in after.items()
-        if is_owned(s.resource, GROUP) and not in_area(s.resource, frozen)
-    }
-    assert sorted(have) == sorted(want), "outside the frozen areas, owned != desired"
-    assert have == want, "outside the frozen areas, a resource differs from the desired one"
-    if require_pending:
-        for area in frozen:
-            assert _area_of(desired, area) != _area_of(before, area), (
-                f"nothing was pending in the frozen area {area}: the row proves nothing"
-            )
-
-
-def check_recovered(
-    after: Snapshot, desired: Mapping[str, Resource], foreign: Iterable[Resource]
-) -> None:
-    """After a good cycle the registry is exactly foreign + desired, nothing more or less."""
-    assert_no_duplicates(after)
-    expected = expected_registry(desired, foreign)
-    have = {name: s.resource for name, s in after.items()}
-    assert sorted(have) == sorted(expected), "after recovery the names differ from the desired"
-    assert have == expected, "after recovery a resource differs from the desired one"
-
-
 # --- the CLI -----------------------------------------------------------------------------------
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> dict[str, Any]:
-        return dict(json.loads(self.stdout))
+class Result(cli.Result):
+    """A `discovery scan --output json` run, read as the matrix reads it."""
 
     @property
     def scopes(self) -> list[dict[str, Any]]:
@@ -375,23 +247,9 @@ class Result:
 
 
 def client_env(emulator: EmulatorThread, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a discovery process pointed at the emulator (never at AWS)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DISCOVERY_"))}
-    env.update(
-        AWS_ENDPOINT_URL=emulator.url,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        AWS_EC2_METADATA_DISABLED="true",
-        PYTHONUNBUFFERED="1",
-        PYTHONDONTWRITEBYTECODE="1",
-        # the tests import `tests.*` helpers; the discovery package is installed in the venv
-        PYTHONPATH=str(REPO_ROOT),
-    )
-    env.update(extra or {})
-    return env
+    """The environment of a discovery process pointed at `emulator` (never at AWS); no
+    DISCOVERY_* variable of the caller's shell reaches a row unless the row passes it."""
+    return process_env(emulator.url, extra, inherit_discovery=False)
 
 
 @dataclass
@@ -446,19 +304,17 @@ class World:
         self,
         *flags: str,
         env: Mapping[str, str] | None = None,
+        subprocess: bool = False,
         timeout: float = 120,
     ) -> Result:
-        cmd = [sys.executable, "-m", "discovery", "scan", "--output", "json", *flags]
-        cmd += ["--config", str(self.config_path)]
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            env=client_env(self.emulator, env),
-            cwd=self.workdir,
-            timeout=timeout,
-        )
-        result = Result(proc.returncode, proc.stdout, proc.stderr)
+        """One `discovery scan`: in this process unless `subprocess` (then within `timeout`)."""
+        args = ["scan", "--output", "json", *flags, "--config", str(self.config_path)]
+        environ = client_env(self.emulator, env)
+        if subprocess:
+            ran = cli.run_subprocess(args, env=environ, cwd=self.workdir, timeout=timeout)
+        else:
+            ran = cli.run_in_process(args, env=environ, cwd=self.workdir)
+        result = Result(ran.code, ran.stdout, ran.stderr)
         assert "Traceback" not in result.stderr, result.stderr
         return result
 
@@ -510,79 +366,16 @@ class World:
 # --- the daemon --------------------------------------------------------------------------------
 
 
-class Daemon:
-    """`discovery run` in a subprocess (log in a file, HTTP on a free port) for the crash rows."""
+class Daemon(DaemonProcess):
+    """`discovery run` on the world's config and emulator, for the crash rows (log NAME.log)."""
 
     def __init__(self, world: World, *, env: Mapping[str, str] | None = None, name: str = "d"):
-        self.world = world
-        self.log_path = world.workdir / f"{name}.log"
-        self._env = dict(env or {})
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-
-    def start(self) -> Daemon:
-        world = self.world
         world.write_config()
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "discovery",
-                    "run",
-                    "--config",
-                    str(world.config_path),
-                    "--listen",
-                    "127.0.0.1:0",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=client_env(world.emulator, self._env),
-                cwd=world.workdir,
-            )
-        self.url = wait_until(self._bound_url, timeout=30, what="the daemon to listen")
-        return self
-
-    def _bound_url(self) -> str | None:
-        self.assert_running()
-        for line in self.log().splitlines():
-            if "listening on http://" in line:
-                return line.split("listening on ", 1)[1].split()[0]
-        return None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def assert_running(self) -> None:
-        assert self.proc is not None
-        code = self.proc.poll()
-        assert code is None, f"the daemon exited with {code}:\n{self.log()[-4000:]}"
-
-    def status(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.url + "/status", timeout=10) as response:
-            return dict(json.loads(response.read()))
-
-    def completed(self) -> int:
-        return int(self.status()["cycles"]["completed"])
-
-    def wait_completed(self, count: int, timeout: float = 60) -> dict[str, Any]:
-        """Wait until `count` cycles have completed in all; the /status document then."""
-
-        def done() -> dict[str, Any] | None:
-            self.assert_running()
-            status = self.status()
-            return status if int(status["cycles"]["completed"]) >= count else None
-
-        return wait_until(done, timeout=timeout, what=f"{count} completed cycle(s)")
-
-    def kill(self) -> None:
-        """SIGKILL: no handler runs, no transaction is finished."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        return self.proc.wait(timeout=30)
+        super().__init__(
+            world.emulator.url,
+            world.workdir,
+            world.config_path,
+            log_path=world.workdir / f"{name}.log",
+            env=env,
+        )
+        self.world = world

@@ -1,4 +1,5 @@
-"""The fault matrix, AWS side: `discovery scan` in a subprocess against a faulty emulator.
+"""The fault matrix, AWS side: `discovery scan` (the CLI's main, in-process) against a faulty
+emulator.
 
 Each test is one row of docs/RELIABILITY.md: the cycle's result (exit code, failed scopes and
 their error), the registry afterwards (`World.cycle` checks the invariants), and recovery on the
@@ -266,13 +267,15 @@ def big_fleet(version: int, proxies: int, *, drop: int = 0) -> dict[str, Any]:
 def test_region_with_thousands_of_proxies(world: World) -> None:
     """2,500 proxies (5,000 resources) in one region: all registered; then 500 of them gone
     while that region's tag listing is truncated: frozen, nothing deleted; then recovered."""
+    # In a subprocess: in-process, the scan and the emulator (5,000 resources to serialise
+    # and parse) would share one interpreter lock instead of two cores, and take twice as long.
     world.set_fleet(big_fleet(1, 2500))
-    world.cycle(code=EXIT_OK, frozen=set())
+    world.cycle(code=EXIT_OK, frozen=set(), subprocess=True)
     assert len(world.snapshot()) > 5000
 
     world.set_fleet(big_fleet(1, 2500, drop=500))
     world.set_faults([fault("GetResources", "Malformed", account=ACCOUNT_A, region=WEST)])
-    world.cycle(code=EXIT_SCOPES_FAILED, frozen={(ACCOUNT_A, WEST)})
+    world.cycle(code=EXIT_SCOPES_FAILED, frozen={(ACCOUNT_A, WEST)}, subprocess=True)
 
-    result = world.recover()
+    result = world.recover(subprocess=True)
     assert len(result.json()["plan"]["delete"]) == 1000

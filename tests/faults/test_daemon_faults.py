@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from discovery.emulator import EmulatorThread
+from tests.faults.invariants import check_cycle, check_recovered, frozen_areas
 from tests.faults.paused import PausedDaemon
 from tests.faults.support import (
     ACCOUNT_A,
@@ -26,13 +27,10 @@ from tests.faults.support import (
     WEST,
     Daemon,
     World,
-    check_cycle,
-    check_recovered,
-    frozen_areas,
     make_config,
     make_fleet,
-    wait_until,
 )
+from tests.harness.wait import wait_until
 
 
 def daemon_config(world: World) -> None:

@@ -29,14 +29,13 @@ from discovery.core.model import Matching, Resource, Scope, ScopeResult, is_owne
 from discovery.core.plan import make_plan
 from discovery.registry.base import Changes
 from discovery.registry.sqlite import SQLiteRegistry
+from tests.faults.invariants import GROUP, check_recovered
 from tests.faults.support import (
     ACCOUNT_A,
     EAST,
     EXIT_OK,
-    GROUP,
     ROLE_A,
     World,
-    check_recovered,
     make_config,
 )
 

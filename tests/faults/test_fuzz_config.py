@@ -6,9 +6,6 @@ a bad document exits 2 with that one line and no traceback.
 from __future__ import annotations
 
 import datetime
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,8 @@ from hypothesis import strategies as st
 
 from discovery.core.config import Config, ConfigError, config_from_mapping
 from discovery.wiring import read_config
+from tests.harness.cli import Result, run_in_process
+from tests.harness.env import CLOSED_ENDPOINT, process_env
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -244,17 +243,12 @@ def test_any_file_gives_a_config_or_a_config_error(text: str) -> None:
         path.unlink()
 
 
-def validate(text: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+def validate(text: str, workdir: Path) -> Result:
+    """`discovery validate` on `text`, through the CLI's main in this process."""
     config = workdir / "discovery.yaml"
     config.write_text(text, encoding="utf-8", errors="surrogatepass")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DISCOVERY_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "discovery", "validate", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=workdir,
-        timeout=60,
+    return run_in_process(
+        ["validate", "--config", str(config)], env=process_env(CLOSED_ENDPOINT), cwd=workdir
     )
 
 
@@ -274,10 +268,10 @@ def validate(text: str, workdir: Path) -> subprocess.CompletedProcess[str]:
 def test_the_cli_exits_2_with_one_line(document: dict[str, Any], tmp_path: Path) -> None:
     done = validate(dump(document), tmp_path)
     assert "Traceback" not in done.stderr, done.stderr
-    if done.returncode == 0:
+    if done.code == 0:
         assert isinstance(load(document), Config)
         return
-    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert done.code == 2, (done.code, done.stderr)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("discovery: config error: ")]
     assert len(errors) == 1, done.stderr

@@ -1,6 +1,6 @@
 """The fault matrix, registry side: SQLite locked, read-only or on a full disk, and PostgreSQL
 losing its connection in the middle of an apply. `discovery scan` runs in a subprocess (or, to
-drop root's privileges, in a forked child that runs the same `main`) against the emulator.
+hold root to file modes, in a forked child that runs the same `main`) against the emulator.
 
 A cycle whose write fails exits 1 and must leave the registry exactly as it was; the next good
 cycle must leave it exactly at the desired state.
@@ -14,7 +14,6 @@ import logging
 import multiprocessing
 import os
 import resource
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -27,8 +26,10 @@ from typing import Any
 
 import pytest
 
+from discovery.cli.main import main
 from discovery.emulator import EmulatorThread
 from tests.faults import paused
+from tests.faults.invariants import check_cycle, check_recovered
 from tests.faults.support import (
     ACCOUNT_A,
     EXIT_OK,
@@ -36,13 +37,12 @@ from tests.faults.support import (
     WEST,
     Result,
     World,
-    check_cycle,
-    check_recovered,
     client_env,
     make_config,
     make_fleet,
-    wait_until,
 )
+from tests.harness.privileges import respect_file_modes
+from tests.harness.wait import wait_until
 
 SCAN = [sys.executable, "-m", "discovery", "scan", "--output", "json"]
 
@@ -132,32 +132,11 @@ def test_sqlite_locked_briefly_waits_and_applies(world: World) -> None:
 # --- SQLite: read-only ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def shared_world(clean_emulator: EmulatorThread) -> Iterator[World]:
-    """A world in a directory other users can reach (tmp_path is private to root)."""
-    directory = Path(tempfile.mkdtemp(prefix="faults-"))
-    directory.chmod(0o755)
-    made = World(
-        emulator=clean_emulator,
-        workdir=directory,
-        registry_spec=f"sqlite:{directory / 'registry.db'}",
-        config=make_config(),
-    )
-    made.prepare()
-    (directory / "discovery.yaml").chmod(0o644)
-    try:
-        yield made
-    finally:
-        directory.chmod(0o755)
-        for child in directory.iterdir():
-            child.chmod(0o644)
-        shutil.rmtree(directory)
+def _scan_respecting_file_modes(world: World, out: Path, err: Path) -> None:
+    """A forked child that runs the CLI's main held to file modes (root ignores them).
 
-
-def _scan_unprivileged(world: World, out: Path, err: Path) -> None:
-    """A forked child that becomes `nobody` (root ignores file modes) and runs the CLI's main.
-
-    Python itself lives under /root here, which `nobody` may not read: so no exec, a fork.
+    It stays the same user (see tests/harness/privileges.py), so it can still read the
+    checkout and the venv wherever they live; no exec, so no new interpreter to start.
     """
     # pytest's capture replaced sys.stdout/stderr and the root logger's handlers: undo both
     sys.stdout = out.open("w")
@@ -168,12 +147,7 @@ def _scan_unprivileged(world: World, out: Path, err: Path) -> None:
         os.environ.clear()
         os.environ.update(client_env(world.emulator))
         os.chdir(world.workdir)
-        if os.geteuid() == 0:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-        from discovery.cli.main import main
-
+        respect_file_modes()
         code = main(["scan", "--output", "json", "--config", str(world.config_path)])
     finally:
         sys.stdout.flush()
@@ -182,8 +156,7 @@ def _scan_unprivileged(world: World, out: Path, err: Path) -> None:
 
 
 @pytest.mark.parametrize("directory_writable", [True, False], ids=["file-ro", "file-and-dir-ro"])
-def test_sqlite_read_only(shared_world: World, directory_writable: bool) -> None:
-    world = shared_world
+def test_sqlite_read_only(world: World, directory_writable: bool) -> None:
     path = world.workdir / "registry.db"
     path.chmod(0o444)
     world.workdir.chmod(0o777 if directory_writable else 0o555)
@@ -191,7 +164,7 @@ def test_sqlite_read_only(shared_world: World, directory_writable: bool) -> None
     before = world.snapshot()
     try:
         child = multiprocessing.get_context("fork").Process(
-            target=_scan_unprivileged, args=(world, out, err)
+            target=_scan_respecting_file_modes, args=(world, out, err)
         )
         child.start()
         child.join(timeout=120)
