@@ -21,7 +21,7 @@ from tests.daemon.conftest import ACCOUNT_A, ACCOUNT_B, base_config
 from tests.harness.daemon import DaemonProcess
 from tests.harness.fleet import fleet_names, proxy, remove_proxy, resource_name
 from tests.harness.wait import wait_until
-from tests.leader.sessions import lock_holders, terminate_backend
+from tests.registry.sessions import lock_holders, terminate_backend
 from tests.registry.postgres_support import fresh_schema, random_group, sql
 
 Daemons = Callable[..., DaemonProcess]

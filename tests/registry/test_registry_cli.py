@@ -252,7 +252,7 @@ def test_scan_into_postgres_gives_the_same_registry_as_into_sqlite(
     dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from discovery.emulator import EmulatorThread
-    from tests.e2e.conftest import Harness, base_config, base_fleet
+    from tests.cli.conftest import Harness, base_config, base_fleet
     from tests.registry.postgres_support import revision_counter
 
     monkeypatch.setenv(DEFAULT_DSN_ENV, dsn)  # the CLI subprocess inherits it

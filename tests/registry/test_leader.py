@@ -23,7 +23,7 @@ from discovery.registry.postgres import LeadershipLost, PostgresRegistry
 from discovery.registry.postgres_conn import AdvisoryLock
 from discovery.registry.postgres_leader import LeaderElectionError, PostgresLeaderElector
 from discovery.wiring import open_leadership, open_registry
-from tests.leader.sessions import terminate_backend
+from tests.registry.sessions import terminate_backend
 from tests.registry.postgres_support import fresh_schema, postgres_dsn, random_group, sql
 from tests.registry.registry_support import make_resource
 
@@ -188,7 +188,7 @@ async def test_a_follower_whose_idle_connection_died_still_takes_over_in_one_try
 
 def test_kill_9_of_the_leader_process_lets_the_other_take_over(dsn: str, group: str) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.leader.leader_worker", dsn, group],
+        [sys.executable, "-m", "tests.registry.leader_worker", dsn, group],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from tests.e2e.conftest import (
+from tests.cli.conftest import (
     ACCOUNT_A,
     ACCOUNT_B,
     ROLE_A,

@@ -1,6 +1,6 @@
 """A separate process that becomes leader and then just holds on, for the kill -9 test.
 
-`python -m tests.leader.leader_worker DSN GROUP`: prints `leader` once it leads, then sleeps
+`python -m tests.registry.leader_worker DSN GROUP`: prints `leader` once it leads, then sleeps
 until killed.
 """
 
