@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from discovery.aws.rds_proxy import ProxySource
@@ -125,9 +125,10 @@ class CycleRunner:
             self._observe_scope(result)
 
         started = self._clock()
+        scopes = expand_scopes(config)  # once per cycle: the fetch, the log and the summary
         log.info(
             "cycle started: %d scope(s), discovery group %r",
-            len(expand_scopes(config)),
+            len(scopes),
             config.discovery_group,
         )
         report: CycleReport | None = None
@@ -137,7 +138,11 @@ class CycleRunner:
         cycle.abortable = True
         try:
             report = await run_cycle(
-                config=config, source=self._source, registry=registry, on_scope=on_scope
+                config=config,
+                source=self._source,
+                registry=registry,
+                scopes=scopes,
+                on_scope=on_scope,
             )
         except asyncio.CancelledError:
             cycle.abortable = False
@@ -191,7 +196,7 @@ class CycleRunner:
             result=RESULT_FENCED if fenced else cycle_result(report),
             error=error,
             report=report,
-            summary=self._summary(config, report, results),
+            summary=self._summary(scopes, report, results),
         )
         log_outcome(outcome, duration)
         return outcome
@@ -224,9 +229,11 @@ class CycleRunner:
             )
 
     def _summary(
-        self, config: Config, report: CycleReport | None, results: list[ScopeResult]
+        self,
+        scopes: Sequence[Scope],
+        report: CycleReport | None,
+        results: list[ScopeResult],
     ) -> CycleSummary:
-        scopes = expand_scopes(config)
         # When AWS has not said a scope's account this time: its role's, else the one learnt.
         accounts = {s: s.role_account_id or self._accounts.get(s, "") for s in scopes}
         if report is not None:

@@ -16,12 +16,12 @@ from discovery.core.config import (
     Config,
     ConfigError,
     config_from_mapping,
-    load_config,
     parse_duration,
 )
 from discovery.core.convert import convert_proxies
 from discovery.core.model import Matching, Proxy
 from discovery.core.selector import selector_matches
+from discovery.wiring import load_config
 
 MINIMAL = """\
 discovery_group: prod

@@ -21,8 +21,8 @@ from tests.daemon.conftest import ACCOUNT_A, ACCOUNT_B, base_config
 from tests.harness.daemon import DaemonProcess
 from tests.harness.fleet import fleet_names, proxy, remove_proxy, resource_name
 from tests.harness.wait import wait_until
-from tests.registry.sessions import lock_holders, terminate_backend
 from tests.registry.postgres_support import fresh_schema, random_group, sql
+from tests.registry.sessions import lock_holders, terminate_backend
 
 Daemons = Callable[..., DaemonProcess]
 # A follower tries every min(poll_interval / 2, 10 s) = 2 s: a takeover within one poll

@@ -23,9 +23,9 @@ from discovery.registry.postgres import LeadershipLost, PostgresRegistry
 from discovery.registry.postgres_conn import AdvisoryLock
 from discovery.registry.postgres_leader import LeaderElectionError, PostgresLeaderElector
 from discovery.wiring import open_leadership, open_registry
-from tests.registry.sessions import terminate_backend
 from tests.registry.postgres_support import fresh_schema, postgres_dsn, random_group, sql
 from tests.registry.registry_support import make_resource
+from tests.registry.sessions import terminate_backend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE = "host=127.0.0.1 port=1 dbname=x user=u password=s3cret"
