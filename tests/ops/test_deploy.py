@@ -5,7 +5,6 @@ daemon: the probe paths, the healthcheck and the metric names must be ones it se
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -24,6 +23,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from discovery.emulator import EmulatorThread
+from tests.harness.env import process_env
 from tests.tools import promtool
 
 from .conftest import DEPLOY, ROOT
@@ -284,10 +284,7 @@ def daemon(
             entry["regions"][region] = {"proxies": [{"name": f"pg-{region}"}]}
     port = free_port()
     with EmulatorThread({"accounts": list(accounts.values())}) as emulator:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update(
-            emulator.env(), AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null"
-        )
+        env = process_env(emulator.url)
         proc = subprocess.Popen(
             [
                 sys.executable,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import os
 import socket
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from discovery.emulator import EmulatorThread
 from discovery.ops.diagnosis import FIXES, Check, Status, failed
 from discovery.ops.doctor import DoctorSettings, run_doctor
 from discovery.ops.probe import ProbeResult, tcp_probe
+from tests.harness.env import process_env
 
 ACCOUNT_A = "111111111111"
 ACCOUNT_B = "222222222222"
@@ -531,9 +531,7 @@ def test_every_code_has_a_fix() -> None:
 def run_doctor_cli(emulator: EmulatorThread, tmp_path: Path, *args: str) -> Any:
     path = tmp_path / "discovery.yaml"
     path.write_text(yaml.safe_dump(CONFIG))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(emulator.env())
-    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    env = process_env(emulator.url)
     return subprocess.run(
         [sys.executable, "-m", "discovery", "doctor", "--config", str(path), *args],
         capture_output=True,

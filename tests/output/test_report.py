@@ -65,7 +65,12 @@ def test_status_scopes_are_the_same_objects_plus_what_a_daemon_knows() -> None:
     for scope in scopes:
         status = scope_status(scope)
         assert {k: status[k] for k in SCOPE_KEYS} == scope_document(scope)
-        assert set(status) - set(SCOPE_KEYS) == {"skipped_by_reason", "last_success_at"}
+        assert set(status) - set(SCOPE_KEYS) == {
+            "skipped_by_reason",
+            "skipped_truncated",
+            "last_success_at",
+        }
+        assert status["skipped_truncated"] is False
     east = scope_status(scopes[0])
     assert east["skipped_by_reason"] == {"tls-disabled": 1}
     assert east["last_success_at"] == "1970-01-01T00:00:00Z"
