@@ -371,7 +371,8 @@ def test_failed_scope_keeps_the_last_good_state_even_when_everything_vanished() 
         pytest.param(10, 4, 0.5, False, False, id="4-of-10-with-0.5"),
         pytest.param(10, 6, 0.5, False, True, id="6-of-10-with-0.5"),
         pytest.param(100, 4, 0.0, False, True, id="fraction-0-trips-above-3"),
-        pytest.param(4, 4, 1.0, False, False, id="fraction-1-never-trips"),
+        # 4 of 4 would empty the scope: the empty-scope rule holds that (test_empty_scope).
+        pytest.param(5, 4, 1.0, False, False, id="fraction-1-never-trips"),
         pytest.param(10, 4, 0.3, True, False, id="force-overrides"),
         pytest.param(10, 10, 0.3, True, False, id="force-overrides-all"),
     ],
