@@ -57,7 +57,7 @@ def test_a_tag_in_another_account_does_not_take_over_a_name(harness: Harness) ->
     result = harness.scan(config)
 
     assert_collision_withheld(
-        result, taken, f"b-east-1 (", f"{ACCOUNT_B}/{EAST}", "intruder (", f"{ACCOUNT_A}/{EAST}"
+        result, taken, "b-east-1 (", f"{ACCOUNT_B}/{EAST}", "intruder (", f"{ACCOUNT_A}/{EAST}"
     )
     assert harness.registry(config)[taken] == before
 
