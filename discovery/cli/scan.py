@@ -10,6 +10,7 @@ from pathlib import Path
 
 from discovery import wiring
 from discovery.cli.common import EXIT_DELETES_WITHHELD, EXIT_OK, EXIT_SCOPES_FAILED
+from discovery.core.plan import REASON_EMPTY_SCOPE, REASON_NAME_COLLISION
 from discovery.core.scopes import expand_scopes
 from discovery.core.summary import CycleReport
 from discovery.output.progress import Progress
@@ -22,9 +23,11 @@ log = logging.getLogger("discovery")
 
 
 def exit_code_for(report: CycleReport) -> int:
+    """3 if a scope failed; else 4 if a change waits for review (delete guard, name collision,
+    empty scope); else 0."""
     if report.failed_scopes:
         return EXIT_SCOPES_FAILED
-    if report.plan.guard_tripped:
+    if report.plan.needs_review:
         return EXIT_DELETES_WITHHELD
     return EXIT_OK
 
@@ -53,6 +56,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         )
     )
     sys.stdout.write(render(report, args.output))
+    for w in report.plan.withheld:
+        if w.code in (REASON_NAME_COLLISION, REASON_EMPTY_SCOPE):
+            log.warning("%s %s withheld [%s]: %s", w.action, w.name, w.code, w.reason)
     for result in report.scopes:
         if not result.ok:
             log.warning(

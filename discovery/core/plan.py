@@ -2,11 +2,15 @@
 
 The plan is a value. Dry-run prints it; apply writes `plan.changes`. Every change the rules
 hold back is in `withheld` with its reason, so nothing is dropped without a trace.
+
+A resource's identity is its source (account, region, `rdsproxy.resource_id`,
+`custom_endpoint_name`), not its name: a name belongs to the identity already registered under
+it, and an update never changes the identity a registry entry points at.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +26,9 @@ from discovery.core.model import (
 Policy = Literal["sync", "upsert-only", "create-only"]
 Action = Literal["create", "update", "delete"]
 GUARD_MIN_DELETES = 3
+# An account-region that comes back empty while the registry holds this many of its resources
+# has its deletes withheld: an empty answer that large is more likely a broken view than a fleet.
+EMPTY_SCOPE_MIN_REGISTERED = 4
 
 # Low-cardinality reason codes (metrics) for withheld changes.
 REASON_SCOPE_FAILED = "scope-failed"
@@ -29,6 +36,33 @@ REASON_CONFLICT = "conflict"
 REASON_DUPLICATE = "duplicate"
 REASON_POLICY = "policy"
 REASON_GUARD = "delete-guard"
+REASON_NAME_COLLISION = "name-collision"
+REASON_EMPTY_SCOPE = "empty-scope"
+# Codes that make `scan` exit 4 (changes withheld for review; `--force` or a rename clears them).
+REVIEW_CODES = frozenset({REASON_GUARD, REASON_NAME_COLLISION, REASON_EMPTY_SCOPE})
+
+# (account, region, rdsproxy.resource_id, rdsproxy.custom_endpoint_name)
+Identity = tuple[str, str, str, str]
+
+
+def identity(resource: Resource) -> Identity:
+    """Where a resource comes from; two resources with one identity are one resource."""
+    aws = resource.aws
+    return (
+        aws.account_id,
+        aws.region,
+        aws.rdsproxy_resource_id,
+        aws.rdsproxy_custom_endpoint_name,
+    )
+
+
+def describe_source(resource: Resource) -> str:
+    """The identity in words, for reasons an operator reads."""
+    aws = resource.aws
+    proxy = f"proxy {aws.rdsproxy_name} ({aws.rdsproxy_resource_id or 'no resource_id'})"
+    if aws.rdsproxy_custom_endpoint_name:
+        proxy = f"endpoint {aws.rdsproxy_custom_endpoint_name} of {proxy}"
+    return f"{proxy} in {aws.account_id or '?'}/{aws.region}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +90,11 @@ class Plan:
     @property
     def conflicts(self) -> int:
         return sum(1 for w in self.withheld if w.code == REASON_CONFLICT)
+
+    @property
+    def needs_review(self) -> bool:
+        """Some change is held back until an operator looks (guard, collision, empty scope)."""
+        return self.guard_tripped or any(w.code in REVIEW_CODES for w in self.withheld)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +136,110 @@ def frozen_areas(scopes: Iterable[ScopeResult]) -> Frozen:
     )
 
 
+def claim_names(
+    scopes: Sequence[ScopeResult],
+    *,
+    owned: Mapping[str, StoredResource],
+    held: Collection[str],
+) -> tuple[dict[str, Resource], list[Withheld], dict[str, str]]:
+    """Which discovered resource gets each name: (desired, withheld, claimed).
+
+    A name belongs to the identity registered under it (`owned`); a newcomer that wants it is
+    withheld. A name `held` by a resource we do not own stays a conflict (reported by the plan).
+    Two newcomers that want one free name are both withheld: neither order wins. `claimed`
+    maps a registered name whose own source is gone, but which a newcomer wants, to the reason
+    its delete is held back (deleting it would hand the name over unreviewed next cycle).
+    """
+    wanted: dict[str, dict[Identity, Resource]] = {}
+    withheld: list[Withheld] = []
+    for result in scopes:
+        if not result.ok:
+            continue
+        for resource in result.resources:
+            versions = wanted.setdefault(resource.name, {})
+            seen = versions.get(identity(resource))
+            if seen is None:
+                versions[identity(resource)] = resource
+            elif seen != resource:
+                withheld.append(
+                    Withheld(
+                        name=resource.name,
+                        action="create",
+                        reason=(
+                            f"{describe_source(resource)} was found twice with different "
+                            "contents (two matchers on one account and region?); the first "
+                            "one found is kept"
+                        ),
+                        code=REASON_DUPLICATE,
+                    )
+                )
+
+    desired: dict[str, Resource] = {}
+    claimed: dict[str, str] = {}
+    fix = "give one of them another name with the TeleportDatabaseName tag"
+    for name, versions in wanted.items():
+        stored = owned.get(name)
+        if stored is None and len(versions) > 1 and name not in held:
+            sources = " and ".join(describe_source(r) for r in versions.values())
+            withheld.extend(
+                Withheld(
+                    name=name,
+                    action="create",
+                    reason=f"name collision: {sources} all want this name; none of them is "
+                    f"created ({fix})",
+                    code=REASON_NAME_COLLISION,
+                )
+                for _ in versions
+            )
+            continue
+        if stored is None:  # a free name, or a foreign one (the plan reports the conflict)
+            desired[name] = next(iter(versions.values()))
+            continue
+        incumbent = versions.pop(identity(stored.resource), None)
+        if incumbent is not None:
+            desired[name] = incumbent
+        holder = describe_source(stored.resource)
+        withheld.extend(
+            Withheld(
+                name=name,
+                action="create",
+                reason=(
+                    f"name collision: the name is registered for {holder}; "
+                    f"{describe_source(newcomer)} is not given it ({fix})"
+                ),
+                code=REASON_NAME_COLLISION,
+            )
+            for newcomer in versions.values()
+        )
+        if incumbent is None:
+            newcomers = " and ".join(describe_source(r) for r in versions.values())
+            claimed[name] = (
+                f"name collision: {holder} is gone, but {newcomers} wants its name; the entry "
+                f"is kept so that the name does not pass to another source unreviewed ({fix})"
+            )
+    return desired, withheld, claimed
+
+
+def empty_areas(
+    scopes: Sequence[ScopeResult], owned: Iterable[StoredResource]
+) -> dict[tuple[str, str], int]:
+    """Account-regions that answered with no resources at all while the registry holds
+    `EMPTY_SCOPE_MIN_REGISTERED` or more of their owned resources: area → registered count."""
+    answered: set[tuple[str, str]] = set()
+    found: set[tuple[str, str]] = set()
+    for result in scopes:
+        if result.ok:
+            answered.add((result.account_id or result.scope.role_account_id, result.scope.region))
+            found.update((r.aws.account_id, r.aws.region) for r in result.resources)
+    registered: dict[tuple[str, str], int] = {}
+    for stored in owned:
+        area = (stored.resource.aws.account_id, stored.resource.aws.region)
+        scanned = area in answered or ("", area[1]) in answered
+        if scanned and area not in found:
+            registered[area] = registered.get(area, 0) + 1
+    return {a: n for a, n in registered.items() if n >= EMPTY_SCOPE_MIN_REGISTERED}
+
+
 def make_plan(
     *,
     scopes: Sequence[ScopeResult],
@@ -107,31 +250,9 @@ def make_plan(
     force: bool = False,
 ) -> Plan:
     frozen = frozen_areas(scopes)
-    withheld: list[Withheld] = []
-
-    desired: dict[str, Resource] = {}
-    for result in scopes:
-        if not result.ok:
-            continue
-        for resource in result.resources:
-            seen = desired.get(resource.name)
-            if seen is None:
-                desired[resource.name] = resource
-            elif seen != resource:
-                withheld.append(
-                    Withheld(
-                        name=resource.name,
-                        action="create",
-                        reason=(
-                            "another discovered resource has the same name; the first one "
-                            "found is kept (rename one with the TeleportDatabaseName tag)"
-                        ),
-                        code=REASON_DUPLICATE,
-                    )
-                )
-
     by_name = {stored.resource.name: stored for stored in current}
     owned = {name: s for name, s in by_name.items() if is_owned(s.resource, discovery_group)}
+    desired, withheld, claimed = claim_names(scopes, owned=owned, held=by_name.keys())
 
     create: list[Resource] = []
     update: list[Update] = []
@@ -196,18 +317,28 @@ def make_plan(
                     code=REASON_POLICY,
                 )
             )
+        elif name in claimed:
+            withheld.append(
+                Withheld(
+                    name=name, action="delete", reason=claimed[name], code=REASON_NAME_COLLISION
+                )
+            )
         else:
             deletes.append(stored)
 
+    # The fraction is of what this cycle could have touched: a frozen scope's resources can
+    # neither be deleted nor dilute the guard for the scopes that did answer.
+    touchable = sum(1 for s in owned.values() if frozen.reason_for(s.resource) is None)
     guard_tripped = (
         not force
         and len(deletes) > GUARD_MIN_DELETES
-        and len(deletes) > max_delete_fraction * len(owned)
+        and len(deletes) > max_delete_fraction * touchable
     )
     if guard_tripped:
         reason = (
-            f"delete guard: {len(deletes)} of {len(owned)} owned resources would be deleted, "
-            f"more than safety.max_delete_fraction={max_delete_fraction:g}; "
+            f"delete guard: {len(deletes)} of the {touchable} owned resources this cycle could "
+            f"touch (frozen scopes excluded) would be deleted, more than "
+            f"safety.max_delete_fraction={max_delete_fraction:g}; "
             "check the fleet, then run `discovery scan --force` to apply them once"
         )
         withheld.extend(
@@ -215,6 +346,8 @@ def make_plan(
             for s in deletes
         )
         deletes = []
+    elif not force:
+        deletes = _hold_empty_areas(deletes, empty_areas(scopes, owned.values()), withheld)
 
     return Plan(
         create=tuple(create),
@@ -225,3 +358,31 @@ def make_plan(
         owned=len(owned),
         guard_tripped=guard_tripped,
     )
+
+
+def _hold_empty_areas(
+    deletes: list[StoredResource],
+    empty: Mapping[tuple[str, str], int],
+    withheld: list[Withheld],
+) -> list[StoredResource]:
+    """Withhold (into `withheld`) the deletes in empty account-regions; return the rest."""
+    kept: list[StoredResource] = []
+    for stored in deletes:
+        area = (stored.resource.aws.account_id, stored.resource.aws.region)
+        if area not in empty:
+            kept.append(stored)
+            continue
+        account, region = area
+        withheld.append(
+            Withheld(
+                name=stored.resource.name,
+                action="delete",
+                reason=(
+                    f"empty scope: {account}/{region} answered with no resources while the "
+                    f"registry holds {empty[area]} of its resources; check that account and "
+                    "region, then run `discovery scan --force` to apply the deletes once"
+                ),
+                code=REASON_EMPTY_SCOPE,
+            )
+        )
+    return kept

@@ -27,7 +27,9 @@ from discovery import __version__
 from discovery.core.plan import (
     REASON_CONFLICT,
     REASON_DUPLICATE,
+    REASON_EMPTY_SCOPE,
     REASON_GUARD,
+    REASON_NAME_COLLISION,
     REASON_POLICY,
     REASON_SCOPE_FAILED,
 )
@@ -43,6 +45,8 @@ WITHHELD_REASONS = (
     REASON_DUPLICATE,
     REASON_POLICY,
     REASON_GUARD,
+    REASON_NAME_COLLISION,
+    REASON_EMPTY_SCOPE,
 )
 AWS_OPERATIONS = (
     "AssumeRole",
@@ -133,7 +137,7 @@ class Metrics:
         self.changes_withheld = Gauge(
             "discovery_changes_withheld",
             "Changes the last cycle held back, by reason code (scope-failed, conflict, "
-            "duplicate, policy, delete-guard).",
+            "duplicate, policy, delete-guard, name-collision, empty-scope).",
             ["reason"],
             registry=r,
         )

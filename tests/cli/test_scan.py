@@ -215,7 +215,13 @@ def test_failed_scope_is_frozen(harness: Harness) -> None:
             assert after[name] == resource
 
     harness.emulator.set_faults([])
+    # Recovered, the scope answers empty while 4 of its resources are registered: the
+    # empty-scope rule holds the deletes until --force (tests/cli/test_scan_safety.py).
     recovered = harness.scan(config)
+    assert recovered.code == EXIT_GUARD
+    assert {w["action"] for w in recovered.json()["withheld"]} == {"delete"}
+    assert len(recovered.json()["withheld"]) == 4
+    recovered = harness.scan(config, "--force")
     assert recovered.code == EXIT_OK
     assert len(recovered.json()["plan"]["delete"]) == 4
 

@@ -8,6 +8,7 @@ then re-plan is empty, and steady state writes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -371,7 +372,8 @@ def test_failed_scope_keeps_the_last_good_state_even_when_everything_vanished() 
         pytest.param(10, 4, 0.5, False, False, id="4-of-10-with-0.5"),
         pytest.param(10, 6, 0.5, False, True, id="6-of-10-with-0.5"),
         pytest.param(100, 4, 0.0, False, True, id="fraction-0-trips-above-3"),
-        pytest.param(4, 4, 1.0, False, False, id="fraction-1-never-trips"),
+        # 4 of 4 would empty the scope: the empty-scope rule holds that (test_empty_scope).
+        pytest.param(5, 4, 1.0, False, False, id="fraction-1-never-trips"),
         pytest.param(10, 4, 0.3, True, False, id="force-overrides"),
         pytest.param(10, 10, 0.3, True, False, id="force-overrides-all"),
     ],
@@ -706,3 +708,281 @@ def test_property_steady_state_plans_nothing(
     assert p.withheld == ()
     assert not p.guard_tripped
     assert p.unchanged == sum(owned_by_us(s.resource) for s in current)
+
+
+# --- Identity: a name belongs to the source registered under it ------------------------------
+
+
+def from_source(
+    name: str,
+    *,
+    account: str = A1,
+    region: str = R1,
+    resource_id: str = "",
+    endpoint: str = "",
+    variant: int = 0,
+) -> Resource:
+    """A resource named `name` whose source (identity) is given separately from its name."""
+    base = make_resource(name, account=account, region=region, variant=variant)
+    return replace(
+        base,
+        aws=replace(
+            base.aws,
+            rdsproxy_resource_id=resource_id or f"prx-{name}",
+            rdsproxy_custom_endpoint_name=endpoint,
+        ),
+    )
+
+
+TAKEN = "orders-rdsproxy-us-east-1-111111111111"
+# The three ways a newcomer came to want an existing name (issue 12, hole 1).
+NEWCOMERS = [
+    pytest.param(
+        from_source(TAKEN, account=A2, resource_id="prx-other"),
+        id="tag-in-another-account",
+    ),
+    pytest.param(
+        from_source(TAKEN, resource_id="prx-orders-parent", endpoint="rdsproxy"),
+        id="custom-endpoint-of-a-shorter-proxy",
+    ),
+    pytest.param(from_source(TAKEN, resource_id="prx-short"), id="suffix-rule-skips-parts"),
+]
+
+
+@pytest.mark.parametrize("newcomer", NEWCOMERS)
+@pytest.mark.parametrize("newcomer_first", [True, False], ids=["newcomer-first", "newcomer-last"])
+def test_a_newcomer_never_takes_over_a_registered_name(
+    newcomer: Resource, newcomer_first: bool
+) -> None:
+    incumbent = from_source(TAKEN, resource_id="prx-orders")
+    found = [newcomer, incumbent] if newcomer_first else [incumbent, newcomer]
+    scopes = [ok_scope(R1, newcomer.aws.account_id, found[:1]), ok_scope(R1, A1, found[1:])]
+    if newcomer.aws.account_id == A1:
+        scopes = [ok_scope(R1, A1, found)]
+
+    p = plan(scopes, [stored(incumbent)])
+
+    assert not p.changes
+    assert p.unchanged == 1
+    (held,) = p.withheld
+    assert (held.name, held.code) == (TAKEN, "name-collision")
+    assert "(prx-orders)" in held.reason
+    assert f"({newcomer.aws.rdsproxy_resource_id})" in held.reason
+    assert "TeleportDatabaseName" in held.reason
+    assert p.needs_review
+
+
+def test_the_incumbent_is_still_updated_from_its_own_source() -> None:
+    incumbent = from_source(TAKEN, resource_id="prx-orders", variant=0)
+    changed = from_source(TAKEN, resource_id="prx-orders", variant=1)
+    newcomer = from_source(TAKEN, account=A2, resource_id="prx-other")
+
+    p = plan([ok_scope(R1, A2, [newcomer]), ok_scope(R1, A1, [changed])], [stored(incumbent)])
+
+    assert [u.after for u in p.update] == [changed]
+    assert [w.code for w in p.withheld] == ["name-collision"]
+
+
+def test_two_newcomers_with_one_name_are_both_withheld() -> None:
+    first = from_source("shared", resource_id="prx-1")
+    second = from_source("shared", account=A2, resource_id="prx-2")
+
+    p = plan([ok_scope(R1, A1, [first]), ok_scope(R1, A2, [second])], [])
+
+    assert not p.changes
+    assert [w.code for w in p.withheld] == ["name-collision", "name-collision"]
+    for w in p.withheld:
+        assert "prx-1" in w.reason and "prx-2" in w.reason, w.reason
+    assert p.needs_review
+
+
+def test_a_gone_incumbent_keeps_its_entry_while_a_newcomer_wants_its_name() -> None:
+    incumbent = from_source(TAKEN, resource_id="prx-orders")
+    newcomer = from_source(TAKEN, account=A2, resource_id="prx-other")
+
+    p = plan([ok_scope(R1, A1, []), ok_scope(R1, A2, [newcomer])], [stored(incumbent)])
+
+    assert not p.changes
+    assert {(w.action, w.code) for w in p.withheld} == {
+        ("create", "name-collision"),
+        ("delete", "name-collision"),
+    }
+    assert_every_withheld_has_a_reason(p)
+
+
+def test_the_same_source_found_twice_is_one_resource() -> None:
+    resource = from_source("orders")
+
+    p = plan([ok_scope(resources=[resource]), ok_scope(resources=[resource], matcher=1)], [])
+
+    assert p.create == (resource,)
+    assert p.withheld == ()
+
+
+def test_a_foreign_name_stays_a_conflict_not_a_collision() -> None:
+    foreign = stored(replace(from_source("orders", resource_id="prx-theirs"), labels={}))
+
+    p = plan([ok_scope(resources=[from_source("orders")])], [foreign])
+
+    assert [w.code for w in p.withheld] == ["conflict"]
+    assert not p.needs_review
+
+
+# --- The guard's fraction and empty scopes (issue 12, hole 2) ------------------------------
+
+
+def test_a_frozen_account_does_not_dilute_the_guard_for_the_others() -> None:
+    frozen = [stored(make_resource(f"a-{i:02d}", account=A1)) for i in range(16)]
+    gone = [stored(make_resource(f"b-{i}", account=A2)) for i in range(5)]
+
+    p = plan([failed_scope(R1, A1), ok_scope(R1, A2, [])], [*frozen, *gone])
+
+    assert p.guard_tripped  # 5 of the 5 it could touch, not 5 of 21
+    assert p.delete == ()
+    assert {w.name for w in p.withheld if w.code == "delete-guard"} == {f"b-{i}" for i in range(5)}
+    assert "5 of the 5 owned resources" in p.withheld[-1].reason
+
+
+@pytest.mark.parametrize(
+    ("registered", "found_elsewhere", "force", "held"),
+    [
+        pytest.param(4, False, False, True, id="4-registered-empty-is-held"),
+        pytest.param(3, False, False, False, id="3-registered-empty-is-deleted"),
+        pytest.param(4, False, True, False, id="force-overrides"),
+        pytest.param(4, True, False, False, id="another-matcher-found-something-there"),
+    ],
+)
+def test_empty_scope(registered: int, found_elsewhere: bool, force: bool, held: bool) -> None:
+    # A2/us-east-1 comes back empty; A1 has 100 resources, so the fraction never trips.
+    big = [make_resource(f"a-{i:03d}") for i in range(100)]
+    area = [stored(make_resource(f"b-{i}", account=A2)) for i in range(registered)]
+    elsewhere = [make_resource("b-new", account=A2)] if found_elsewhere else []
+    scopes = [
+        ok_scope(R1, A1, big),
+        ok_scope(R1, A2, []),
+        ok_scope(R1, A2, elsewhere, matcher=1),
+    ]
+
+    p = plan(scopes, [*(stored(r) for r in big), *area], max_delete_fraction=1.0, force=force)
+
+    gone = {f"b-{i}" for i in range(registered)}
+    assert not p.guard_tripped
+    if held:
+        assert p.delete == ()
+        assert {w.name for w in p.withheld if w.code == "empty-scope"} == gone
+        assert all(f"{A2}/{R1}" in w.reason and "--force" in w.reason for w in p.withheld)
+        assert p.needs_review
+    else:
+        assert deleted(p) == gone
+        assert not any(w.code == "empty-scope" for w in p.withheld)
+
+
+def test_empty_scope_with_an_unknown_account_guards_its_region() -> None:
+    area = [stored(make_resource(f"b-{i}", account=A2)) for i in range(4)]
+    unknown = ScopeResult(scope=Scope(matcher_index=0, region=R1), ok=True)
+
+    p = plan([unknown], area, max_delete_fraction=1.0)
+
+    assert {w.code for w in p.withheld} == {"empty-scope"}
+    assert p.delete == ()
+
+
+def test_all_of_a_scope_at_fraction_1_is_held_as_an_empty_scope() -> None:
+    current = [stored(make_resource(f"db-{i:03d}")) for i in range(4)]
+
+    p = plan([ok_scope(resources=[])], current, max_delete_fraction=1.0)
+
+    assert not p.guard_tripped
+    assert p.delete == ()
+    assert {w.code for w in p.withheld} == {"empty-scope"}
+
+
+# --- Properties with collisions in play ----------------------------------------------------
+
+SOURCES = ("", "-moved")  # resource_id suffixes: the same name from two different proxies
+ENDPOINTS = ("", "reader")
+
+
+@st.composite
+def colliding_resource(draw: st.DrawFn, name: str, account: str, region: str) -> Resource:
+    return from_source(
+        name,
+        account=account,
+        region=region,
+        resource_id=f"prx-{name}{draw(st.sampled_from(SOURCES))}",
+        endpoint=draw(st.sampled_from(ENDPOINTS)),
+        variant=draw(st.integers(0, 1)),
+    )
+
+
+@st.composite
+def colliding_registries(draw: st.DrawFn) -> list[StoredResource]:
+    names = draw(st.sets(st.sampled_from(NAMES[:5]), max_size=5))
+    current = []
+    for name in sorted(names):
+        account, region = draw(st.sampled_from(ACCOUNTS)), draw(st.sampled_from(REGIONS))
+        resource = draw(colliding_resource(name, account, region))
+        owner = draw(st.sampled_from((OURS, OURS, MANUAL)))
+        if owner != OURS:
+            resource = replace(resource, labels={})
+        current.append(stored(resource, draw(st.integers(1, 9))))
+    return current
+
+
+@st.composite
+def colliding_scopes(draw: st.DrawFn) -> list[ScopeResult]:
+    results = []
+    for matcher in range(draw(st.integers(0, 4))):
+        account, region = draw(st.sampled_from(ACCOUNTS)), draw(st.sampled_from(REGIONS))
+        if not draw(st.booleans()) and matcher:
+            results.append(failed_scope(region, account, matcher=matcher))
+            continue
+        names = draw(st.lists(st.sampled_from(NAMES[:5]), max_size=5))
+        found = [draw(colliding_resource(n, account, region)) for n in names]
+        results.append(ok_scope(region, account, found, matcher=matcher))
+    return results
+
+
+def identity_of(resource: Resource) -> tuple[str, str, str, str]:
+    aws = resource.aws
+    return (aws.account_id, aws.region, aws.rdsproxy_resource_id, aws.rdsproxy_custom_endpoint_name)
+
+
+@PROPERTY_SETTINGS
+@given(
+    current=colliding_registries(),
+    scopes=colliding_scopes(),
+    policy=st.sampled_from(POLICIES),
+    force=st.booleans(),
+)
+def test_property_an_incumbents_identity_never_changes(
+    current: list[StoredResource], scopes: list[ScopeResult], policy: str, force: bool
+) -> None:
+    p = plan(scopes, current, policy=policy, force=force)
+
+    for update in p.update:
+        assert identity_of(update.after) == identity_of(update.before.resource), update
+    assert not created(p) & {s.resource.name for s in current}
+    after = {s.resource.name: s.resource for s in apply(current, p)}
+    for s in current:
+        if s.resource.name in after:
+            assert identity_of(after[s.resource.name]) == identity_of(s.resource)
+    # A name wanted by two sources, none of them registered under it, is given to neither.
+    wanted: dict[str, set[tuple[str, str, str, str]]] = {}
+    for result in scopes:
+        for resource in result.resources if result.ok else ():
+            wanted.setdefault(resource.name, set()).add(identity_of(resource))
+    for resource in p.create:
+        assert len(wanted[resource.name]) == 1, resource.name
+
+
+@PROPERTY_SETTINGS
+@given(current=colliding_registries(), scopes=colliding_scopes(), policy=st.sampled_from(POLICIES))
+def test_property_apply_then_replan_is_empty_with_collisions(
+    current: list[StoredResource], scopes: list[ScopeResult], policy: str
+) -> None:
+    first = plan(scopes, current, policy=policy, force=True)
+
+    second = plan(scopes, apply(current, first), policy=policy, force=True)
+
+    assert not second.changes, (second.create, second.update, second.delete)
