@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -36,6 +36,8 @@ from discovery.output.metrics import Metrics
 SHUTDOWN_TIMEOUT_S = 1.0
 # An idle keep-alive connection (or one that never sends a request) is closed after this long.
 KEEPALIVE_TIMEOUT_S = 15.0
+# A connection closed by the connection cap may finish the request in flight for this long.
+EVICT_GRACE_S = 1.0
 # Connections waiting in the kernel to be accepted.
 LISTEN_BACKLOG = 128
 EXEMPT_PATHS = frozenset({"/healthz"})  # never refused: the liveness probe
@@ -117,23 +119,44 @@ def build_app(probe: Probe, metrics: Metrics, *, max_connections: int = 64) -> w
 class ConnectionCap:
     """The server's protocol factory: at most `limit` connections; a new one closes the oldest.
 
-    The oldest connection closes once its request in flight (if any) is answered; an idle one
-    closes at once. New connections are always accepted, so the liveness probe gets through.
+    Only connections open for at least `grace` seconds are closed (a fresh one, the liveness
+    probe's among them, gets time to send its request); the oldest closes once its request in
+    flight (if any) is answered (within EVICT_GRACE_S), an idle one at once. New connections are always accepted.
     """
 
-    def __init__(self, server: web.Server, limit: int) -> None:
+    def __init__(
+        self, server: web.Server, limit: int, *, grace: float = 2.0, clock: Any = time.monotonic
+    ) -> None:
         self._server = server
         self._limit = limit
-        self._closing: weakref.WeakSet[RequestHandler] = weakref.WeakSet()
+        self._grace = grace
+        self._clock = clock
+        # RequestHandler takes no weak references: both are pruned to the open connections.
+        self._opened: dict[RequestHandler, float] = {}
+        self._closing: set[RequestHandler] = set()
         self.evicted = 0
 
     def __call__(self) -> RequestHandler:
-        open_ = [h for h in self._server.connections if h not in self._closing]
-        for handler in open_[: max(0, len(open_) + 1 - self._limit)]:
+        now = self._clock()
+        connections = self._server.connections
+        self._opened = {h: self._opened.get(h, now) for h in connections}
+        self._closing &= set(connections)
+        open_ = [h for h in connections if h not in self._closing]
+        excess = len(open_) + 1 - self._limit
+        for handler in open_:
+            if excess <= 0:
+                break
+            if now - self._opened.get(handler, now) < self._grace:
+                continue
             self._closing.add(handler)
-            handler.close()
+            handler.close()  # ends an idle wait for the next request at once...
+            # ...a connection that never sent one, or a request still in flight, gets a moment
+            asyncio.get_running_loop().call_later(EVICT_GRACE_S, handler.force_close)
             self.evicted += 1
-        return self._server()
+            excess -= 1
+        handler = self._server()
+        self._opened[handler] = now
+        return handler
 
 
 class AcceptErrors:

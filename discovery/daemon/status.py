@@ -90,7 +90,9 @@ def readiness(
 
 # "rds:DescribeDBProxies failed: AccessDenied: User: arn:aws:... is not authorized ... — grant
 # rds:DescribeDBProxies ...": the action and code, AWS's own message, then our fix.
-_AWS_ERROR_RE = re.compile(r"^(?P<head>\S+ failed: [\w.]+)(?P<message>: .*?)??(?P<fix> — .*)?$", re.S)
+_AWS_ERROR_RE = re.compile(
+    r"^(?P<head>\S+ failed: [\w.]+)(?P<message>: .*?)??(?P<fix> — .*)?$", re.S
+)
 _ARN_RE = re.compile(r"\barn:aws[\w-]*:[^\s,;'\"()]*")
 AWS_MESSAGE_DROPPED = " (AWS's message is in the daemon's log; server.status_detail: full shows it)"
 
@@ -247,9 +249,7 @@ class StatusCache:
     def invalidate(self) -> None:
         self._last_cycle = None
 
-    def text(
-        self, view: StatusView, *, detail: str, scrub: Callable[[Any], Any]
-    ) -> str:
+    def text(self, view: StatusView, *, detail: str, scrub: Callable[[Any], Any]) -> str:
         """The whole `/status` document as JSON text (indented, newline-terminated)."""
         if self._last_cycle is None:
             last = view.book.last
