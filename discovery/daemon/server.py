@@ -121,7 +121,8 @@ class ConnectionCap:
 
     Only connections open for at least `grace` seconds are closed (a fresh one, the liveness
     probe's among them, gets time to send its request); the oldest closes once its request in
-    flight (if any) is answered (within EVICT_GRACE_S), an idle one at once. New connections are always accepted.
+    flight (if any) is answered (within EVICT_GRACE_S), an idle one at once. New connections
+    are always accepted.
     """
 
     def __init__(

@@ -132,7 +132,7 @@ async def test_status_is_serialized_once_per_cycle(served: list[tuple[Daemon, Se
     first = daemon.status_text()
     for _ in range(20):
         assert json.loads(daemon.status_text())["last_cycle"] == json.loads(first)["last_cycle"]
-    assert daemon._status.builds == 1  # noqa: SLF001 - the cache is the point of this test
+    assert daemon._status.builds == 1
 
 
 async def test_idle_connections_beyond_the_cap_are_closed_and_healthz_still_answers(
