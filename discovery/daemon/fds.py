@@ -15,11 +15,20 @@ EMFILE_HINT = "too many open files (raise LimitNOFILE / ulimit -n)"
 EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE})
 
 
+# A failed open may have freed what it took (SQLite opens the database, then its -wal and -shm
+# files): "out of fds" means fewer than this many are left, not none.
+HEADROOM = 8
+
+
 def out_of_fds() -> bool:
-    """Whether this process cannot open one more file right now."""
+    """Whether this process is at (or within HEADROOM of) its file descriptor limit."""
+    opened: list[int] = []
     try:
-        fd = os.open(os.devnull, os.O_RDONLY)
+        for _ in range(HEADROOM):
+            opened.append(os.open(os.devnull, os.O_RDONLY))
     except OSError as exc:
         return exc.errno in EXHAUSTED
-    os.close(fd)
+    finally:
+        for fd in opened:
+            os.close(fd)
     return False
