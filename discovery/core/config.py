@@ -245,6 +245,12 @@ class AWSClientConfig(_Frozen):
 
 class ServerConfig(_Frozen):
     listen: str = "127.0.0.1:9464"
+    # "summary": /status shows a failed scope's error without AWS's own message (it names the
+    # caller's ARN and account); "full": as the logs show it.
+    status_detail: Literal["summary", "full"] = "summary"
+    # Connections served at once; one more is answered 503 and closed at once (/healthz is
+    # always answered), so idle clients cannot use up the process's file descriptors.
+    max_connections: int = Field(default=64, ge=4, le=10_000)
 
     @field_validator("listen")
     @classmethod

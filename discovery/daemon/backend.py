@@ -16,6 +16,7 @@ from typing import Protocol
 
 from discovery.core.config import Config
 from discovery.core.model import Changes, StoredResource
+from discovery.daemon.fds import EMFILE_HINT, out_of_fds
 from discovery.registry.base import Registry, RegistryConflict, RegistryError
 from discovery.registry.leader import AlwaysLeader, Leadership
 
@@ -43,6 +44,7 @@ class GuardedRegistry:
         self.error = ""
         self.applies = 0  # applies handed to the backend so far
         self._apply: asyncio.Future[None] | None = None
+        self._out_of_fds = False  # reported once until the registry answers again
 
     @property
     def applying(self) -> bool:
@@ -52,8 +54,11 @@ class GuardedRegistry:
         try:
             rows = await self.inner.list_resources()
         except RegistryError as exc:
-            self._answered(exc)
-            raise
+            explained = self._explain(exc)
+            self._answered(explained)
+            if explained is exc:
+                raise
+            raise explained from exc
         self._answered(None)
         return rows
 
@@ -62,7 +67,13 @@ class GuardedRegistry:
         task = asyncio.ensure_future(self.inner.apply(changes))
         self._apply = task
         task.add_done_callback(self._apply_done)
-        await asyncio.shield(task)
+        try:
+            await asyncio.shield(task)
+        except RegistryError as exc:
+            explained = self._explain(exc)
+            if explained is exc:
+                raise
+            raise explained from exc
 
     def _apply_done(self, task: asyncio.Future[None]) -> None:
         if task.cancelled():
@@ -71,11 +82,22 @@ class GuardedRegistry:
         # as "never retrieved" when its cycle was cancelled.
         exc = task.exception()
         if exc is None or isinstance(exc, RegistryError):
-            self._answered(exc)
+            self._answered(self._explain(exc) if isinstance(exc, RegistryError) else exc)
+
+    def _explain(self, exc: RegistryError) -> RegistryError:
+        """The backend's error, or what it really is when the process is out of fds (SQLite
+        then says "unable to open database file", PostgreSQL cannot connect); logged once."""
+        if isinstance(exc, RegistryConflict) or not out_of_fds():
+            return exc
+        if not self._out_of_fds:
+            log.error("the registry cannot be opened: %s", EMFILE_HINT)
+        self._out_of_fds = True
+        return RegistryError(f"{EMFILE_HINT}; the registry cannot be opened")
 
     def _answered(self, exc: BaseException | None) -> None:
         if exc is None or isinstance(exc, RegistryConflict):  # a conflict is an answer
             self.reachable, self.error = True, ""
+            self._out_of_fds = False
         else:
             self.reachable, self.error = False, str(exc)
 

@@ -9,6 +9,7 @@ holds no state of a cycle of its own. See `discovery.daemon.process` for the rul
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from discovery.daemon.election import Election, election_interval
 from discovery.daemon.reload import Reloader
 from discovery.daemon.runner import CycleOutcome, CycleRunner
 from discovery.daemon.scheduler import CycleJob
-from discovery.daemon.status import CycleBook, StatusView, iso, readiness, status_document
+from discovery.daemon.status import CycleBook, StatusCache, StatusView, iso, readiness
 from discovery.output.logs import Redactor, cycle_context
 from discovery.output.metrics import Metrics
 from discovery.registry.base import Registry
@@ -54,6 +55,7 @@ class Daemon:
         redactor: Redactor | None = None,
         listen_fixed: bool = False,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         # The caller's redactor is already seeded with this config's external ids (reloads add
         # theirs).
@@ -79,8 +81,9 @@ class Daemon:
             leadership=backend.leadership, config=lambda: self.config, events=self, clock=clock
         )
         self._runner = CycleRunner(source=source, clock=clock)
-        self._job = CycleJob(run=self._run, on_skipped=self._skipped)
+        self._job = CycleJob(run=self._run, on_skipped=self._skipped, monotonic=monotonic)
         self._book = CycleBook()
+        self._status = StatusCache()
         # Orders the election steps of the loop and of the job, and backend swaps, so that
         # none of them sees another one half done.
         self._election_lock = asyncio.Lock()
@@ -174,6 +177,7 @@ class Daemon:
             self._wake_election.clear()
             if self._stopping:
                 return
+            self._job.watchdog(self.config)  # a daemon nobody probes recovers too
             try:
                 async with self._election_lock:
                     if not self._job.running:
@@ -271,6 +275,7 @@ class Daemon:
             # through): a follower's last-cycle gauges stay empty, its counters stay counted.
             metrics.observe_leadership(leading=False)
         self._book.record(outcome)
+        self._status.invalidate()
 
     # --- reload, and what the HTTP server reports -------------------------------------------
 
@@ -279,6 +284,7 @@ class Daemon:
         return False if self._stopping else self._reloader.reload()
 
     def _config_changed(self, old: Config, new: Config) -> None:
+        self._status.invalidate()  # its detail level, or the redactor's ids, may have changed
         if self._slot.pending:
             self._wake_election.set()  # swapped at once if no cycle runs, else after it
         if (new.poll_interval, new.poll_jitter_seconds) != (
@@ -296,6 +302,9 @@ class Daemon:
         election = self._election_task
         if election is not None and election.done():
             return False, "the leader election loop has stopped"
+        stalled = self._job.watchdog(self.config)
+        if stalled:
+            return False, stalled
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
@@ -309,6 +318,12 @@ class Daemon:
         )
 
     def status(self) -> dict[str, Any]:
+        """`/status` as a document (what `status_text` serializes)."""
+        document: dict[str, Any] = json.loads(self.status_text())
+        return document
+
+    def status_text(self) -> str:
+        """`/status` as JSON text: the last cycle's part from the cache, the live part anew."""
         config = self.config
         running = self._runner.current
         view = StatusView(
@@ -324,5 +339,6 @@ class Daemon:
             running=running.id if running is not None else None,
             next_at=self._job.next_at,
         )
-        scrubbed: dict[str, Any] = self._redactor.scrub(status_document(view))
-        return scrubbed
+        return self._status.text(
+            view, detail=config.server.status_detail, scrub=self._redactor.scrub
+        )

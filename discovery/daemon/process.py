@@ -111,7 +111,9 @@ async def run_daemon(
             listen_fixed=listen_fixed,
         )
         try:
-            server = await start_server(build_app(daemon, metrics), host, port)
+            cap = config.server.max_connections
+            app = build_app(daemon, metrics, max_connections=cap)
+            server = await start_server(app, host, port, max_connections=cap)
         except OSError as exc:
             log.error(
                 "cannot listen on %s:%d: %s; choose another address with --listen or server.listen",

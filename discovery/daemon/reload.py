@@ -2,7 +2,9 @@
 
 A bad config is rejected with one log line and the running one stays. A good one applies from
 the next cycle; a new `registry` or `discovery_group` opens a new backend (registry and
-elector), offered to the `BackendSlot` and swapped in between two cycles.
+elector), offered to the `BackendSlot` and swapped in between two cycles. `aws_client` is the
+exception: the AWS clients are built once, at start, so a change to it applies only when the
+daemon restarts, and the reload says so.
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ class Reloader:
                 "server.listen changed to %s; the HTTP server moves only when the daemon restarts",
                 new.server.listen,
             )
+        if new.aws_client != old.aws_client:
+            log.warning(
+                "aws_client changed; it applies only when the daemon restarts (the AWS clients "
+                "are built once, at start): restart it to use the new settings"
+            )
         if new.discovery_group != old.discovery_group:
             log.warning(
                 "discovery_group changed from %r to %r: resources owned by %r are no longer "
@@ -86,10 +93,12 @@ class Reloader:
             )
         self._metrics.poll_interval.set(new.poll_interval)
         self._metrics.observe_reload(ok=True)
+        restart_only = [name for name in changed if name == "aws_client"]
         log.info(
-            "config reloaded from %s (%s); it applies from the next cycle",
+            "config reloaded from %s (%s); it applies from the next cycle%s",
             path,
             "changed: " + ", ".join(changed) if changed else "no changes",
+            ", except aws_client (from the next restart)" if restart_only else "",
         )
         return True
 

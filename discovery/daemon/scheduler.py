@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,10 @@ from discovery.core.config import Config
 log = logging.getLogger(__name__)
 
 JOB_ID = "discovery-cycle"
+# The job is stalled when no run has started (or been skipped as overlapping) for this many poll
+# intervals plus their jitter. APScheduler keeps its times on the wall clock: a backward clock
+# step would otherwise leave the next run hours or days away while /healthz stays green.
+WATCHDOG_INTERVALS = 3
 
 
 def make_trigger(config: Config) -> IntervalTrigger:
@@ -43,6 +48,7 @@ class CycleJob:
         *,
         run: Callable[[], Coroutine[Any, Any, None]],
         on_skipped: Callable[[float | None], None],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._run = run
         self._on_skipped = on_skipped  # gets the time the next run is due, if known
@@ -51,6 +57,9 @@ class CycleJob:
         self.run_task: asyncio.Task[None] | None = None
         self._again = False  # a run asked for while one was going: it follows at once
         self._stopping = False
+        self._monotonic = monotonic
+        self._heartbeat = monotonic()  # when a run last started or was skipped
+        self._stalled = False  # the watchdog found the job stalled since the last run
 
     def start(self, config: Config) -> None:
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
@@ -115,6 +124,36 @@ class CycleJob:
             return "the cycle job is no longer scheduled"
         return ""
 
+    def watchdog(self, config: Config) -> str:
+        """Why the job looks stalled ("" when it does not), on the monotonic clock.
+
+        Stalled: no run started or was skipped for WATCHDOG_INTERVALS x (poll_interval +
+        jitter) while none is running. The job is then re-armed to run at once; the caller
+        reports the reason (`/healthz` fails) until a run has started.
+        """
+        if self._stopping or self.scheduler is None or self.running:
+            return ""
+        limit = WATCHDOG_INTERVALS * (config.poll_interval + config.poll_jitter_seconds)
+        silent = self._monotonic() - self._heartbeat
+        if silent <= limit:
+            return ""
+        why = (
+            f"the scheduler is stalled: no cycle has started for {silent:.0f}s "
+            f"({WATCHDOG_INTERVALS} x poll_interval {config.poll_interval:g}s); the cycle job "
+            "was re-armed to run at once (did the system clock step backwards?)"
+        )
+        if not self._stalled:  # once per stall, not once per probe
+            next_at = self.next_at
+            due = datetime.fromtimestamp(next_at, UTC).isoformat() if next_at else "never"
+            log.error("%s; its next run was due at %s", why, due)
+        self._stalled = True
+        self.run_now()
+        return why
+
+    def _beat(self) -> None:
+        self._heartbeat = self._monotonic()
+        self._stalled = False
+
     def pause(self) -> None:
         """No run starts from now on (the one under way goes on)."""
         self._stopping = True
@@ -141,6 +180,7 @@ class CycleJob:
         """
         if self._stopping:
             return
+        self._beat()
         self._job_task = asyncio.current_task()
         while True:
             task = asyncio.create_task(self._run(), name="discovery-cycle")
@@ -159,4 +199,5 @@ class CycleJob:
             self._again = False
 
     def _skipped(self, event: JobSubmissionEvent) -> None:
+        self._beat()  # the scheduler is alive: it fired, and a cycle is still running
         self._on_skipped(self.next_at)

@@ -7,6 +7,9 @@ knows: its skipped items by reason and when it last answered.
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -85,7 +88,27 @@ def readiness(
     return True, f"ready (following the leader of discovery group {group!r})"
 
 
-def scope_status(scope: ScopeSummary) -> dict[str, Any]:
+# "rds:DescribeDBProxies failed: AccessDenied: User: arn:aws:... is not authorized ... — grant
+# rds:DescribeDBProxies ...": the action and code, AWS's own message, then our fix.
+_AWS_ERROR_RE = re.compile(
+    r"^(?P<head>\S+ failed: [\w.]+)(?P<message>: .*?)??(?P<fix> — .*)?$", re.S
+)
+_ARN_RE = re.compile(r"\barn:aws[\w-]*:[^\s,;'\"()]*")
+AWS_MESSAGE_DROPPED = " (AWS's message is in the daemon's log; server.status_detail: full shows it)"
+
+
+def brief_error(error: str) -> str:
+    """A scope's error for `/status` at `server.status_detail: summary`: the failed action, the
+    AWS error code and the fix, without AWS's own message (which names the caller's ARN and
+    account, and `/status` may be reachable by more people than the logs); any other ARN left
+    in the text is masked."""
+    match = _AWS_ERROR_RE.match(error)
+    if match is not None and match.group("message"):
+        error = match.group("head") + (match.group("fix") or "") + AWS_MESSAGE_DROPPED
+    return _ARN_RE.sub("arn:…", error)
+
+
+def scope_status(scope: ScopeSummary, *, detail: str = "full") -> dict[str, Any]:
     """A scope in `/status`: DESIGN §7's scope object, plus what only a daemon knows.
 
     Its `skipped` list stops at STATUS_SKIPPED_LIMIT items (all of them are counted by reason):
@@ -94,6 +117,8 @@ def scope_status(scope: ScopeSummary) -> dict[str, Any]:
     """
     doc = scope_document(scope)
     doc["skipped"] = doc["skipped"][:STATUS_SKIPPED_LIMIT]
+    if detail != "full" and doc["error"]:
+        doc["error"] = brief_error(doc["error"])
     return {
         **doc,
         "skipped_truncated": len(scope.skipped) > STATUS_SKIPPED_LIMIT,
@@ -102,8 +127,9 @@ def scope_status(scope: ScopeSummary) -> dict[str, Any]:
     }
 
 
-def cycle_document(outcome: CycleOutcome) -> dict[str, Any]:
-    """The last cycle as `/status` shows it: no resource bodies, no external ids."""
+def cycle_document(outcome: CycleOutcome, *, detail: str = "full") -> dict[str, Any]:
+    """The last cycle as `/status` shows it: no resource bodies, no external ids; at `detail`
+    "summary", no AWS error messages (see `brief_error`)."""
     summary = outcome.summary
     doc: dict[str, Any] = {
         "id": outcome.cycle_id,
@@ -132,7 +158,7 @@ def cycle_document(outcome: CycleOutcome) -> dict[str, Any]:
         doc["applied"] = summary.applied
         doc["delete_guard_tripped"] = summary.guard_tripped
     doc["counts"] = counts
-    doc["scopes"] = [scope_status(s) for s in summary.scopes]
+    doc["scopes"] = [scope_status(s, detail=detail) for s in summary.scopes]
     if outcome.report is not None:
         withheld = outcome.report.plan.withheld
         doc["withheld_by_reason"] = dict(summary.withheld_by_reason)
@@ -162,6 +188,8 @@ class StatusView:
 
 
 def status_document(view: StatusView) -> dict[str, Any]:
+    """What `/status` shows besides the last cycle: the live fields (role, readiness, schedule),
+    cheap to build on every read."""
     config, election, book = view.config, view.election, view.book
     ready, why = view.ready
     return {
@@ -198,5 +226,36 @@ def status_document(view: StatusView) -> dict[str, Any]:
             "next_at": iso(view.next_at),
         },
         "last_success_at": iso(book.last_success),
-        "last_cycle": cycle_document(book.last) if book.last is not None else None,
     }
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc, indent=2)
+
+
+class StatusCache:
+    """The last cycle's part of `/status`, serialized once per cycle.
+
+    That part is most of the document (a scope list, withheld changes: hundreds of KB in a big
+    fleet), and it only changes when a cycle ends or the config (its detail level, the
+    redactor's ids) changes, so it is rebuilt then, not on every read: hundreds of concurrent
+    reads cost one `json.dumps` of the small live part each, and never starve `/healthz`.
+    """
+
+    def __init__(self) -> None:
+        self._last_cycle: str | None = None
+        self.builds = 0  # how many times the cycle part was serialized
+
+    def invalidate(self) -> None:
+        self._last_cycle = None
+
+    def text(self, view: StatusView, *, detail: str, scrub: Callable[[Any], Any]) -> str:
+        """The whole `/status` document as JSON text (indented, newline-terminated)."""
+        if self._last_cycle is None:
+            last = view.book.last
+            cycle = scrub(cycle_document(last, detail=detail)) if last is not None else None
+            # Indented as a member of the top-level object (JSON strings hold no raw newline).
+            self._last_cycle = _dumps(cycle).replace("\n", "\n  ")
+            self.builds += 1
+        head = _dumps(scrub(status_document(view)))
+        return f'{head[:-2]},\n  "last_cycle": {self._last_cycle}\n}}\n'

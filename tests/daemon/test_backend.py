@@ -3,13 +3,20 @@ closed; of two reloads between cycles the last wins; and when a reload needs a n
 
 from __future__ import annotations
 
+import logging
+import os
+import resource
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from discovery.daemon.backend import Backend, BackendSlot, needs_new_backend
+from discovery.daemon.backend import Backend, BackendSlot, GuardedRegistry, needs_new_backend
+from discovery.daemon.fds import EMFILE_HINT
+from discovery.registry.base import RegistryError
 from discovery.registry.leader import AlwaysLeader
 from discovery.registry.memory import MemoryRegistry
+from discovery.registry.sqlite import SQLiteRegistry
 from tests.daemon.inprocess import FakeLeadership, Lock, make_config
 
 
@@ -79,3 +86,32 @@ def test_a_new_backend_only_for_a_new_registry_or_a_contended_group(
     new = make_config(**{"registry": SQLITE, **change})
     leadership = FakeLeadership(Lock()) if elected else AlwaysLeader()
     assert needs_new_backend(old, new, Backend.of(MemoryRegistry(), leadership)) is expected
+
+
+async def test_running_out_of_fds_is_told_as_such_once_not_as_a_missing_registry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At the fd limit SQLite says "unable to open database file" on every call; the daemon's
+    registry says what it is (naming the fix) and logs it once."""
+    registry = GuardedRegistry(SQLiteRegistry(tmp_path / "registry.db"))
+    await registry.list_resources()  # schema created, the file exists
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    in_use = len(os.listdir("/proc/self/fd")) - 1  # not the one listdir itself had open
+    errors = []
+    with caplog.at_level(logging.ERROR, logger="discovery.daemon.backend"):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (in_use, hard))
+        try:
+            for _ in range(5):
+                with pytest.raises(RegistryError) as raised:
+                    await registry.list_resources()
+                errors.append(str(raised.value))
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert all(e.startswith(EMFILE_HINT) for e in errors), errors
+    assert not any("check that its directory exists" in e for e in errors)
+    assert registry.reachable is False and registry.error.startswith(EMFILE_HINT)
+    assert [r.getMessage() for r in caplog.records].count(
+        f"the registry cannot be opened: {EMFILE_HINT}"
+    ) == 1
+    await registry.list_resources()  # fds back: it answers again
+    assert registry.reachable is True

@@ -71,6 +71,7 @@ def test_the_base_has_every_object(rendered: dict[str, dict[str, Any]]) -> None:
         "ServiceMonitor",
         "PodDisruptionBudget",
         "PersistentVolumeClaim",
+        "NetworkPolicy",
     }
     for obj in rendered.values():
         assert obj["apiVersion"] and obj["metadata"]["name"]
@@ -496,3 +497,22 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
         [promtool(), "check", "rules", str(path)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_only_prometheus_reaches_the_pods_port(rendered: dict[str, dict[str, Any]]) -> None:
+    """The container binds 0.0.0.0: a NetworkPolicy keeps /status to the monitoring namespace."""
+    policy = rendered["NetworkPolicy"]["spec"]
+    labels = rendered["Deployment"]["spec"]["selector"]["matchLabels"]
+    assert policy["podSelector"]["matchLabels"] == labels
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"port": "http-metrics", "protocol": "TCP"}]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+
+
+def test_the_unit_raises_the_fd_limit() -> None:
+    """The systemd default (1024) let idle HTTP connections starve the registry of fds."""
+    lines = UNIT.read_text().splitlines()
+    assert "LimitNOFILE=65536" in lines
