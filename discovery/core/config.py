@@ -42,10 +42,10 @@ from discovery.core.durations import (
 )
 
 __all__ = [
+    "MIN_POLL_INTERVAL",
     "Config",
     "ConfigError",
     "LoadedConfig",
-    "MIN_POLL_INTERVAL",
     "config_from_mapping",
     "loaded_from_mapping",
     "parse_config",

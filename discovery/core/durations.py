@@ -28,7 +28,7 @@ MAX_TIMEOUT = 3600.0
 
 
 def format_duration(seconds: float) -> str:
-    """Seconds → how the config writes them: `10s`, `100ms`, `1h`, `1.5m` (`.nan`, `.inf`)."""
+    """Seconds → how the config writes them: `10s`, `100ms`, `2m`, `1h` (`.nan`, `.inf`)."""
     if not math.isfinite(seconds):
         return ".nan" if math.isnan(seconds) else ("-" if seconds < 0 else "") + ".inf"
     if seconds <= 0:

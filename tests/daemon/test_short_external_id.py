@@ -7,7 +7,6 @@ and every `us-east-1` into `***-east-1`, in the logs and in `/status`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
