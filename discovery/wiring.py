@@ -22,6 +22,13 @@ from discovery.aws.calls import Caller, CallObserver
 from discovery.aws.clients import AWSClients, AWSSettings, ThrottleObserver
 from discovery.aws.rds_proxy import AWSSource
 from discovery.core.config import Config, ConfigError, LoadedConfig, parse_config
+from discovery.core.durations import (
+    FLOOR_POLL_INTERVAL,
+    MIN_POLL_INTERVAL,
+    check_range,
+    format_duration,
+    parse_duration,
+)
 from discovery.core.model import Scope
 from discovery.core.summary import CycleReport
 from discovery.reconcile.cycle import ScopeObserver, run_cycle
@@ -42,10 +49,29 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# Tests only: lowers the shortest poll_interval a config may set (the product's is 10s) so a
+# test daemon can cycle every second. Unset or empty: the product minimum.
+MIN_POLL_INTERVAL_ENV = "DISCOVERY_MIN_POLL_INTERVAL"
+
+
+def min_poll_interval(environ: Mapping[str, str] | None = None) -> float:
+    """The shortest poll_interval accepted: $DISCOVERY_MIN_POLL_INTERVAL, else 10s."""
+    text = (os.environ if environ is None else environ).get(MIN_POLL_INTERVAL_ENV, "").strip()
+    if not text:
+        return MIN_POLL_INTERVAL
+    try:
+        return check_range(parse_duration(text), low=FLOOR_POLL_INTERVAL, high=MIN_POLL_INTERVAL)
+    except ValueError as exc:
+        raise ConfigError(
+            f"${MIN_POLL_INTERVAL_ENV}: {exc}; unset it (the minimum is then "
+            f"{format_duration(MIN_POLL_INTERVAL)}) or set a duration such as 1s"
+        ) from None
+
 
 def read_config(path: str | Path) -> LoadedConfig:
     """Read and validate a config file (ours or a teleport.yaml), keeping the warnings."""
     source = str(path)
+    floor = min_poll_interval()
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -54,7 +80,7 @@ def read_config(path: str | Path) -> LoadedConfig:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source}: cannot read the file: {exc}") from None
-    return parse_config(text, source=source)
+    return parse_config(text, source=source, min_poll_interval=floor)
 
 
 def load_config(path: str | Path) -> Config:

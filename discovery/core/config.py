@@ -27,13 +27,37 @@ from pydantic import (
 )
 
 from discovery.core import teleport_config
+from discovery.core.durations import (
+    MAX_POLL_INTERVAL,
+    MAX_TIMEOUT,
+    MIN_POLL_INTERVAL,
+    MIN_TIMEOUT,
+    bounded_duration,
+    check_range,
+    parse_duration,
+    parse_jitter,
+    parse_seconds,
+    strict_fraction,
+    strict_int,
+)
+
+__all__ = [
+    "MIN_POLL_INTERVAL",
+    "Config",
+    "ConfigError",
+    "LoadedConfig",
+    "config_from_mapping",
+    "loaded_from_mapping",
+    "parse_config",
+    "parse_duration",
+    "parse_jitter",
+    "parse_listen",
+]
 
 SUPPORTED_TYPES = ("rdsproxy",)
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso|-isob|-isof|-isoe)?-[a-z]+-\d{1,2}$")
 ROLE_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 GROUP_RE = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9_.]{0,62}$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class ConfigError(Exception):
@@ -47,40 +71,9 @@ class ConfigError(Exception):
         super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
 
 
-def parse_duration(value: object) -> float:
-    """`30s`, `5m`, `1h`, `1m30s` → seconds. A bare number is seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m or 1h")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        parts = _DURATION_PART.findall(text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise ValueError(f"{value!r} is not a duration; write it like 30s, 5m or 1h")
-        seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
-    else:
-        raise ValueError("expected a duration such as 30s, 5m or 1h")
-    if seconds <= 0:
-        raise ValueError("a duration must be greater than zero")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-def parse_jitter(value: object) -> float | None:
-    """A duration, or zero (`0`, `0s`) to turn the daemon's jitter off; None means the default."""
-    if value is None:
-        return None
-    if not isinstance(value, bool) and isinstance(value, int | float | str):
-        text = str(value).strip()
-        if _ZERO_DURATION.fullmatch(text):
-            return 0.0
-    return parse_duration(value)
-
-
-_ZERO_DURATION = re.compile(r"0+(?:\.0+)?(?:ms|s|m|h)?")
+Timeout = Annotated[float, BeforeValidator(bounded_duration(low=MIN_TIMEOUT, high=MAX_TIMEOUT))]
+Fraction = Annotated[float, BeforeValidator(strict_fraction)]
+WholeNumber = Annotated[int, BeforeValidator(strict_int)]
 DEFAULT_JITTER_FRACTION = 0.1
 
 
@@ -227,7 +220,7 @@ class RegistryConfig(_Frozen):
 
 class SafetyConfig(_Frozen):
     policy: Literal["sync", "upsert-only", "create-only"] = "sync"
-    max_delete_fraction: float = Field(default=0.3, ge=0.0, le=1.0)
+    max_delete_fraction: Fraction = 0.3
 
 
 class AWSClientConfig(_Frozen):
@@ -237,10 +230,10 @@ class AWSClientConfig(_Frozen):
     exhausts `max_attempts` (throttled, 5xx, timed out) fails its scope, which is then frozen.
     """
 
-    read_timeout: Duration = 30.0
-    connect_timeout: Duration = 5.0
-    max_attempts: int = Field(default=6, ge=1, le=20)
-    max_concurrency: int = Field(default=64, ge=1, le=1000)
+    read_timeout: Timeout = 30.0
+    connect_timeout: Timeout = 5.0
+    max_attempts: WholeNumber = Field(default=6, ge=1, le=20)
+    max_concurrency: WholeNumber = Field(default=64, ge=1, le=1000)
 
 
 class ServerConfig(_Frozen):
@@ -261,7 +254,8 @@ class ServerConfig(_Frozen):
 
 class Config(_Frozen):
     discovery_group: str
-    poll_interval: Duration = 300.0
+    # Range-checked by `_interval` (its floor is the caller's, see `loaded_from_mapping`).
+    poll_interval: Annotated[float, BeforeValidator(parse_seconds)] = 300.0
     # The daemon waits poll_interval plus a random 0..poll_jitter between cycles, so a fleet of
     # daemons started together does not hit AWS in step. None: 10% of poll_interval; 0s: off.
     poll_jitter: Annotated[float | None, BeforeValidator(parse_jitter)] = None
@@ -280,6 +274,14 @@ class Config(_Frozen):
                 " (at most 63 characters)"
             )
         return group
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _interval(cls, interval: float, info: ValidationInfo) -> float:
+        # The floor comes from the caller (see `config_from_mapping`), never from the file.
+        context = info.context if isinstance(info.context, Mapping) else {}
+        low = float(context.get("min_poll_interval", MIN_POLL_INTERVAL))
+        return check_range(interval, low=low, high=MAX_POLL_INTERVAL)
 
     @field_validator("poll_jitter")
     @classmethod
@@ -338,12 +340,21 @@ class LoadedConfig:
     teleport: bool = False
 
 
-def config_from_mapping(data: object, *, source: str = "config") -> Config:
-    return loaded_from_mapping(data, source=source).config
+def config_from_mapping(
+    data: object, *, source: str = "config", min_poll_interval: float = MIN_POLL_INTERVAL
+) -> Config:
+    return loaded_from_mapping(data, source=source, min_poll_interval=min_poll_interval).config
 
 
-def loaded_from_mapping(data: object, *, source: str = "config") -> LoadedConfig:
-    """Our config or a teleport.yaml (told apart by its top-level keys), validated."""
+def loaded_from_mapping(
+    data: object, *, source: str = "config", min_poll_interval: float = MIN_POLL_INTERVAL
+) -> LoadedConfig:
+    """Our config or a teleport.yaml (told apart by its top-level keys), validated.
+
+    `min_poll_interval` is the shortest `poll_interval` accepted: the product's 10s unless a
+    test lowers it (`discovery.wiring` reads DISCOVERY_MIN_POLL_INTERVAL); a file cannot.
+    """
+    context = {"min_poll_interval": min_poll_interval}
     if data is None:
         raise ConfigError(
             f"{source}: the file is empty; at least discovery_group and aws are needed"
@@ -353,13 +364,15 @@ def loaded_from_mapping(data: object, *, source: str = "config") -> LoadedConfig
             f"{source}: expected a mapping at the top level, got {type(data).__name__}"
         )
     if not teleport_config.is_teleport_config(data):
-        return LoadedConfig(config=_validate(data, source=source))
+        return LoadedConfig(config=_validate(data, source=source, context=context))
     source = f"{source} (teleport.yaml)"
     try:
         translated = teleport_config.translate(data)
     except teleport_config.TeleportConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    config = _validate(translated.mapping, source=source, where=translated.original_loc)
+    config = _validate(
+        translated.mapping, source=source, context=context, where=translated.original_loc
+    )
     return LoadedConfig(config=config, warnings=translated.warnings, teleport=True)
 
 
@@ -371,10 +384,11 @@ def _validate(
     data: Mapping[str, Any],
     *,
     source: str,
+    context: Mapping[str, float],
     where: Callable[[Sequence[int | str]], Sequence[int | str]] = _same_loc,
 ) -> Config:
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(data, context=dict(context))
     except ValidationError as exc:
         errors = exc.errors()
         first = errors[0]
@@ -384,7 +398,9 @@ def _validate(
         ) from None
 
 
-def parse_config(text: str, *, source: str) -> LoadedConfig:
+def parse_config(
+    text: str, *, source: str, min_poll_interval: float = MIN_POLL_INTERVAL
+) -> LoadedConfig:
     """A config file's text (ours or a teleport.yaml) → the validated config and its warnings.
 
     `source` names the file in every error. Reading the file is the caller's (see
@@ -402,4 +418,4 @@ def parse_config(text: str, *, source: str) -> LoadedConfig:
     except RecursionError:
         # PyYAML composes nested collections recursively: a few hundred levels exhaust it.
         raise ConfigError(f"{source}: broken YAML: nested too deeply") from None
-    return loaded_from_mapping(data, source=source)
+    return loaded_from_mapping(data, source=source, min_poll_interval=min_poll_interval)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,10 @@ SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"
 _MIN_ENV_SECRET = 16
 # AWS requires an external id to be at least 2 characters.
 _MIN_SECRET = 2
+# A secret is replaced only as a whole token: not where these characters continue it on either
+# side, so an external id `us` leaves `us-east-1` and `status` alone.
+_TOKEN_CHAR = "A-Za-z0-9_-"
+_IS_TOKEN_CHAR = re.compile(f"[{_TOKEN_CHAR}]")
 
 _cycle_id: ContextVar[str] = ContextVar("discovery_cycle_id", default="")
 _scope: ContextVar[tuple[str, str] | None] = ContextVar("discovery_scope", default=None)
@@ -61,36 +66,47 @@ def current_cycle_id() -> str:
 
 
 class Redactor:
-    """Replaces every known secret in a string. Secrets are only ever added (config reloads)."""
+    """Replaces every known secret in a string, as a whole token only (`us` is redacted in
+    `ExternalId=us`, not in `us-east-1`). Secrets are only ever added (config reloads)."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: tuple[str, ...] = ()
+        self._pattern: re.Pattern[str] | None = None
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
         known = set(self._secrets) | {s for s in secrets if len(s) >= _MIN_SECRET}
         # Longest first, so a secret that contains another is replaced whole.
         self._secrets = tuple(sorted(known, key=lambda s: (-len(s), s)))
+        self._pattern = re.compile("|".join(map(_whole_token, self._secrets))) if known else None
 
     def add_environment(self, environ: dict[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         self.add(v for k in SECRET_ENV if len(v := env.get(k, "")) >= _MIN_ENV_SECRET)
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(REDACTED, text)
 
     def scrub(self, value: Any) -> Any:
-        """A copy of a JSON-like value with every string redacted (keys included)."""
+        """A copy of a JSON-like value with every string value redacted. Keys are names this
+        service chose (`status`, a region, a resource name), never secrets: they stay as they
+        are, so a short secret cannot scramble the document's shape."""
         if isinstance(value, str):
             return self(value)
         if isinstance(value, dict):
-            return {self.scrub(k): self.scrub(v) for k, v in value.items()}
+            return {k: self.scrub(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.scrub(v) for v in value]
         return value
+
+
+def _whole_token(secret: str) -> str:
+    """`secret` as a regex that matches it only where it is not part of a longer token."""
+    before = f"(?<![{_TOKEN_CHAR}])" if _IS_TOKEN_CHAR.match(secret[0]) else ""
+    after = f"(?![{_TOKEN_CHAR}])" if _IS_TOKEN_CHAR.match(secret[-1]) else ""
+    return before + re.escape(secret) + after
 
 
 def _utc(created: float) -> str:
@@ -106,6 +122,7 @@ class _Base(logging.Formatter):
         self.redactor = redactor
 
     def _context(self) -> dict[str, str]:
+        """The cycle and scope fields, their values redacted like any other value."""
         fields: dict[str, str] = {}
         cycle_id = _cycle_id.get()
         if cycle_id:
@@ -116,7 +133,7 @@ class _Base(logging.Formatter):
             if account:
                 fields["account"] = account
             fields["region"] = region
-        return fields
+        return {k: self.redactor(v) for k, v in fields.items()}
 
     def _exception(self, record: logging.LogRecord) -> str:
         text = ""
@@ -131,7 +148,9 @@ class TextFormatter(_Base):
     """`2024-05-01T12:00:00.000Z INFO discovery.daemon: message cycle=… account=… region=…`."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_utc(record.created)} {record.levelname} {record.name}: {record.getMessage()}"
+        # The values are redacted, never the line's own words (level, logger, context keys).
+        message = self.redactor(record.getMessage())
+        line = f"{_utc(record.created)} {record.levelname} {record.name}: {message}"
         context = self._context()
         if context:
             line += " " + " ".join(
@@ -139,8 +158,8 @@ class TextFormatter(_Base):
             )
         exception = self._exception(record)
         if exception:
-            line += "\n" + exception
-        return self.redactor(line)
+            line += "\n" + self.redactor(exception)
+        return line
 
 
 class JsonFormatter(_Base):

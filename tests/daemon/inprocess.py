@@ -19,6 +19,7 @@ from discovery.output.metrics import Metrics
 from discovery.registry.base import Registry, RegistryConflict, RegistryError
 from discovery.registry.leader import Leadership
 from discovery.registry.memory import MemoryRegistry
+from tests.harness.env import TEST_MIN_POLL_INTERVAL_S
 
 ACCOUNT = "111111111111"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/discovery"
@@ -31,7 +32,7 @@ def make_config(**overrides: Any) -> Config:
         "aws": [{"types": ["rdsproxy"], "regions": ["us-east-1"], "assume_role_arn": ROLE}],
     }
     doc.update(overrides)
-    return config_from_mapping(doc)
+    return config_from_mapping(doc, min_poll_interval=TEST_MIN_POLL_INTERVAL_S)
 
 
 def a_proxy(name: str) -> Proxy:

@@ -101,8 +101,68 @@ def test_secrets_are_scrubbed_from_messages_and_tracebacks(
 def test_redactor_scrubs_documents_and_longest_secret_first() -> None:
     redactor = Redactor(["abcd", "abcdef"])
     assert redactor("x abcdef y abcd") == f"x {REDACTED} y {REDACTED}"
-    doc = {"k": ["abcd", {"abcdef": 1}], "n": 3, "b": None}
-    assert redactor.scrub(doc) == {"k": [REDACTED, {REDACTED: 1}], "n": 3, "b": None}
+    doc = {"k": ["abcd", {"v": "abcdef"}], "n": 3, "b": None}
+    assert redactor.scrub(doc) == {"k": [REDACTED, {"v": REDACTED}], "n": 3, "b": None}
+
+
+def test_scrub_redacts_values_never_keys() -> None:
+    # Issue 12 hole 11: keys are this service's own names (`status`, regions); a short external
+    # id used to turn `"status"` into `"stat***"`.
+    redactor = Redactor(["us", "abcdef"])
+    doc = {"status": "ok", "us": "us", "us-east-1": {"abcdef": ["abcdef", "x us y"]}}
+    assert redactor.scrub(doc) == {
+        "status": "ok",
+        "us": REDACTED,
+        "us-east-1": {"abcdef": [REDACTED, f"x {REDACTED} y"]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("us", REDACTED, id="alone"),
+        pytest.param("ExternalId=us,", f"ExternalId={REDACTED},", id="after-equals"),
+        pytest.param("id 'us' failed", f"id '{REDACTED}' failed", id="quoted"),
+        pytest.param("(us)", f"({REDACTED})", id="parenthesised"),
+        pytest.param("region=us-east-1", "region=us-east-1", id="region-name"),
+        pytest.param("status", "status", id="inside-a-word"),
+        pytest.param("bus us_1 xus 1us", "bus us_1 xus 1us", id="longer-tokens"),
+        pytest.param('{"status": "us"}', f'{{"status": "{REDACTED}"}}', id="json-value"),
+    ],
+)
+def test_a_short_secret_is_redacted_as_a_whole_token_only(text: str, expected: str) -> None:
+    assert Redactor(["us"])(text) == expected
+
+
+def test_a_secret_with_punctuation_at_its_ends_is_still_found() -> None:
+    redactor = Redactor(["/ext=9/", "a.b"])
+    assert redactor("x/ext=9/y a.b.c") == f"x{REDACTED}y {REDACTED}.c"
+
+
+@pytest.mark.parametrize("formatter", [TextFormatter, JsonFormatter], ids=["text", "json"])
+def test_a_short_external_id_leaves_the_line_and_its_context_intact(
+    captured: tuple[logging.Logger, io.StringIO, logging.StreamHandler[io.StringIO]],
+    formatter: type[TextFormatter] | type[JsonFormatter],
+) -> None:
+    logger, stream, handler = captured
+    # Secrets that are also words of the line itself: a context key, the logger's last part.
+    handler.setFormatter(formatter(Redactor(["us", "region", "logs"])))
+    with cycle_context("c-us"), scope_context(account="111", region="us-east-1"):
+        logger.warning("status of us-east-1: external id us region")
+    out = stream.getvalue().strip()
+    if formatter is TextFormatter:
+        assert out.endswith(
+            f"WARNING tests.daemon.logs: status of us-east-1: external id {REDACTED} {REDACTED}"
+            " cycle=c-us account=111 region=us-east-1"
+        ), out
+    else:
+        line = json.loads(out)
+        assert line["message"] == f"status of us-east-1: external id {REDACTED} {REDACTED}"
+        assert (line["logger"], line["cycle_id"], line["region"]) == (
+            "tests.daemon.logs",
+            "c-us",
+            "us-east-1",
+        )
 
 
 def test_environment_secrets_only_when_long_enough() -> None:

@@ -55,7 +55,7 @@ from tests.faults.invariants import (
 )
 from tests.harness import cli
 from tests.harness.daemon import DaemonProcess
-from tests.harness.env import process_env
+from tests.harness.env import TEST_MIN_POLL_INTERVAL_S, process_env
 
 CALLER = "000000000000"  # the base credentials' account (matcher 2 scans it without a role)
 ACCOUNT_A = "111111111111"  # assumed role, no external id
@@ -143,7 +143,7 @@ def make_config(*, registry: Mapping[str, Any] | None = None, **aws_client: Any)
 def desired_state(fleet: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Resource]:
     """What the registry should hold for `fleet` (first scope wins a name, as in the plan)."""
     index = FleetIndex(parse_fleet(dict(fleet)))
-    cfg = config_from_mapping(dict(config))
+    cfg = config_from_mapping(dict(config), min_poll_interval=TEST_MIN_POLL_INTERVAL_S)
     desired: dict[str, Resource] = {}
     for scope in expand_scopes(cfg):
         matcher = cfg.aws[scope.matcher_index]

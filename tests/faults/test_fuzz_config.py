@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from discovery.core.config import Config, ConfigError, config_from_mapping
+from discovery.core.durations import MAX_POLL_INTERVAL, MAX_TIMEOUT, MIN_POLL_INTERVAL, MIN_TIMEOUT
 from discovery.wiring import read_config
 from tests.harness.cli import Result, run_in_process
 from tests.harness.env import CLOSED_ENDPOINT, process_env
@@ -50,7 +51,13 @@ def sometimes(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 durations = st.one_of(
     st.sampled_from(["30s", "5m", "1h", "1m30s", "0s", "250ms", "-1s", "5 m", "1.5h", "0"]),
+    st.sampled_from(["1ms", "9s", "10s", "24h", "100000000h", "9" * 400 + "s", True, False]),
     st.integers(-5, 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+# Whole numbers as YAML may spell them, and what pydantic alone would coerce (bool, 3.0, "3").
+whole_numbers = st.one_of(
+    st.integers(-1, 2000), st.booleans(), st.sampled_from([3.0, "3", 2.5, float("nan")])
 )
 regions = st.lists(
     st.one_of(
@@ -103,7 +110,9 @@ configs = st.fixed_dictionaries(
                 {},
                 optional={
                     "policy": st.sampled_from(["sync", "upsert-only", "create-only", "delete"]),
-                    "max_delete_fraction": st.one_of(st.floats(), st.integers(-2, 2)),
+                    "max_delete_fraction": st.one_of(
+                        st.floats(), st.integers(-2, 2), st.booleans(), st.just("0.3")
+                    ),
                 },
             )
         ),
@@ -118,8 +127,8 @@ configs = st.fixed_dictionaries(
                 optional={
                     "read_timeout": durations,
                     "connect_timeout": durations,
-                    "max_attempts": st.integers(-1, 30),
-                    "max_concurrency": st.integers(-1, 2000),
+                    "max_attempts": whole_numbers,
+                    "max_concurrency": whole_numbers,
                 },
             )
         ),
@@ -162,6 +171,7 @@ teleport_documents = st.fixed_dictionaries(
     },
 )
 documents = st.one_of(configs, teleport_documents, anything)
+BASE_DOC = {"discovery_group": "p", "aws": [{"types": ["rdsproxy"], "regions": ["us-east-1"]}]}
 
 
 def load(document: object) -> Config | str:
@@ -181,6 +191,9 @@ def assert_one_line(message: str) -> None:
 @given(document=documents)
 @example(document={"discovery_group": "prod", "aws": [{"types": ["rdsproxy"], "regions": [1]}]})
 @example(document={1: 2})
+@example(document={**BASE_DOC, "poll_jitter": float("nan")})
+@example(document={**BASE_DOC, "poll_interval": 1e300})
+@example(document={**BASE_DOC, "safety": {"max_delete_fraction": True}})
 @example(document={None: "x", "discovery_group": "p", "aws": []})
 @example(
     document={
@@ -206,6 +219,21 @@ def test_any_mapping_gives_a_config_or_a_config_error(document: object) -> None:
     assert loaded.aws and all(m.regions for m in loaded.aws)
     assert all(r == r.strip() and "\n" not in r for m in loaded.aws for r in m.regions)
     assert "\n" not in loaded.discovery_group
+    assert_usable_numbers(loaded)
+
+
+def assert_usable_numbers(config: Config) -> None:
+    """Every duration and number of an accepted config is finite, typed and in its range: the
+    daemon can schedule it (issue 12, hole 6)."""
+    assert MIN_POLL_INTERVAL <= config.poll_interval <= MAX_POLL_INTERVAL, config.poll_interval
+    assert 0 <= config.poll_jitter_seconds <= config.poll_interval, config.poll_jitter_seconds
+    fraction = config.safety.max_delete_fraction
+    assert type(fraction) is float and 0 <= fraction <= 1, fraction
+    client = config.aws_client
+    for timeout in (client.read_timeout, client.connect_timeout):
+        assert MIN_TIMEOUT <= timeout <= MAX_TIMEOUT, timeout
+    for number in (client.max_attempts, client.max_concurrency):
+        assert type(number) is int, number
 
 
 def dump(document: object) -> str:

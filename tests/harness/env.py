@@ -14,9 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from discovery.wiring import MIN_POLL_INTERVAL_ENV
+
 ROOT = Path(__file__).resolve().parents[2]
 # Nothing listens on the discard port: a client that was not pointed anywhere fails fast.
 CLOSED_ENDPOINT = "http://127.0.0.1:9"
+# Test daemons cycle every few seconds; the product refuses a poll_interval under 10s. Every
+# `discovery` process a test starts gets this floor (an `extra` of "" restores the product's),
+# and in-process configs pass it as `min_poll_interval`.
+TEST_MIN_POLL_INTERVAL_S = 0.1
 
 
 def aws_env(endpoint: str = CLOSED_ENDPOINT) -> dict[str, str]:
@@ -39,12 +45,14 @@ def process_env(
 
     The caller's AWS_* variables are dropped; its DISCOVERY_* ones too unless
     `inherit_discovery` (a test may set e.g. DISCOVERY_REGISTRY_DSN with monkeypatch for the
-    process to inherit). `extra` comes last; `tests.*` stays importable from the process
+    process to inherit); DISCOVERY_MIN_POLL_INTERVAL is the tests' floor either way. `extra`
+    comes last; `tests.*` stays importable from the process
     whatever its working directory.
     """
     dropped = ("AWS_",) if inherit_discovery else ("AWS_", "DISCOVERY_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     env.update(aws_env(endpoint))
+    env[MIN_POLL_INTERVAL_ENV] = f"{TEST_MIN_POLL_INTERVAL_S:g}s"
     env.update(
         PYTHONUNBUFFERED="1",
         PYTHONDONTWRITEBYTECODE="1",
