@@ -21,10 +21,10 @@ extra fsync costs nothing worth saving.
 If the awaiting task is cancelled (SIGTERM), the worker thread still runs its transaction to the
 end, commit or rollback: the file is never left mid-transaction.
 
-A deleted, moved or replaced file: the schema is known ready for one file (its device and inode),
-so the next call after the file changed sets the schema up again on the new one, and the next
-cycle re-creates the resources, as the error hints promise. A call that still finds no table
-(the file changed under it) fails, naming that, and the call after it sets the schema up.
+A deleted, moved or replaced file: every call checks the schema version of the file it opened
+(one SELECT), so the next call after the file changed sets the schema up on the new one, and
+the next cycle re-creates the resources, as the error hints promise. A call that still finds no
+table (the file changed under it) fails, naming that, and the call after it sets the schema up.
 
 Fencing: a registry built with `fence` (the daemon's `SQLiteLeaderLock.held`) checks, inside
 each apply's transaction just before the commit, that this process still holds the registry's
@@ -93,9 +93,6 @@ _SQLITE_CANTOPEN = 14
 _SQLITE_AUTH = 23
 _SQLITE_NOTADB = 26
 
-# (st_dev, st_ino): which file a path names.
-_FileId = tuple[int, int]
-
 
 class LockLost(RegistryConflict):
     """The apply was fenced off: this process does not hold the registry's lock file (any more).
@@ -129,7 +126,6 @@ class SQLiteRegistry:
         self._busy_timeout_s = busy_timeout_s
         self._before_commit = before_commit
         self._fence = fence
-        self._schema_ready_for: _FileId | None = None  # the file whose schema is known ready
         self._schema_lock = threading.Lock()
         self._closed = False
 
@@ -176,8 +172,7 @@ class SQLiteRegistry:
                     if "no such table" not in str(exc).lower():
                         raise
                     # The file changed between the schema check and this statement: the next
-                    # call sets the schema up again.
-                    self._schema_ready_for = None
+                    # call's check sets the schema up again.
                     raise RegistryError(
                         f"registry {self._path} has no discovery tables: the file was deleted "
                         "or replaced while discovery used it; nothing was written, and the next "
@@ -198,23 +193,14 @@ class SQLiteRegistry:
         finally:
             conn.close()
 
-    def _file_id(self) -> _FileId | None:
-        try:
-            stat = self._path.stat()
-        except OSError:
-            return None
-        return (stat.st_dev, stat.st_ino)
-
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        # Checked on every call (one stat): a file deleted, moved aside or replaced since the
-        # last call gets its schema set up again, instead of every later call failing with
-        # "no such table" until a restart.
-        file_id = self._file_id()
-        if file_id is not None and file_id == self._schema_ready_for:
+        # Checked on every call (one SELECT of three pragmas), not remembered: a file deleted,
+        # moved aside or replaced since the last call gets its schema set up again, instead of
+        # every later call failing with "no such table" until a restart. (Its inode cannot
+        # tell: a new file often gets the number of the one just deleted.)
+        if self._schema_version(conn) == SCHEMA_VERSION:
             return
         with self._schema_lock:
-            if file_id is not None and file_id == self._schema_ready_for:
-                return
             # Processes creating the same new file at once can get SQLITE_BUSY at once from the
             # journal-mode switch (SQLite skips the busy handler there to avoid deadlock):
             # retry with backoff within the busy timeout instead of failing the cycle.
@@ -230,7 +216,6 @@ class SQLiteRegistry:
                         raise
                     time.sleep(delay)
                     delay = min(delay * 2, 0.25)
-            self._schema_ready_for = file_id
 
     def _setup_schema(self, conn: sqlite3.Connection) -> None:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
