@@ -20,7 +20,7 @@ import yaml
 
 from discovery.emulator import EmulatorThread
 from discovery.registry.sqlite import SQLiteRegistry
-from tests.daemon.conftest import ACCOUNT_A, ACCOUNT_B, base_config
+from tests.daemon.conftest import ACCOUNT_B, base_config
 from tests.harness.cli import Result, run_subprocess
 from tests.harness.daemon import DaemonProcess
 from tests.harness.env import process_env
