@@ -63,6 +63,9 @@ class SQLiteLeaderLock:
         self._holder = holder
         self._fd: int | None = None
         self._leader = False
+        # Leading a lock file that cannot exist (see `_take`): cycles run, `held()` is False.
+        self._vacant = False
+        self._open_error = ""
         self._last_error = ""
         self._other = ""  # who holds the lock, as its file said at our last refused try
         self._mutex = threading.Lock()
@@ -100,10 +103,15 @@ class SQLiteLeaderLock:
     def held(self) -> bool:
         """This process holds the lock on the file the path names now (the registry's fence)."""
         with self._mutex:
-            return self._leader and self._fd is not None and self._same_file(self._fd)
+            return (
+                self._leader
+                and not self._vacant
+                and self._fd is not None
+                and self._same_file(self._fd)
+            )
 
     async def start(self) -> None:
-        """Open (create) the lock file; raises `RegistryError` naming the fix when impossible."""
+        """Open (create) the lock file if it can be; `try_acquire` says what came of it."""
         with self._mutex:
             if self._fd is None:
                 self._open()
@@ -112,33 +120,7 @@ class SQLiteLeaderLock:
         with self._mutex:
             if self._leader:
                 return self._check()
-            try:
-                if self._fd is None or not self._same_file(self._fd):
-                    self._open()  # never opened, or the lock file was deleted or replaced
-                assert self._fd is not None
-                fd = self._fd
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except RegistryError:
-                return False
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    self._last_error = f"cannot lock {self._path}: {exc.strerror or exc}"
-                    return False
-                self._last_error = ""
-                self._observe_other(_read_holder(fd))
-                return False
-            if not self._same_file(fd):  # replaced between open and lock: try afresh next time
-                self._close()
-                return False
-            self._last_error, self._other = "", ""
-            try:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()} {self._holder}\n".encode(), 0)
-            except OSError as exc:  # the lock is ours all the same; only the note is missing
-                log.warning("cannot write this process's pid in %s: %s", self._path, exc)
-            self._leader = True
-            log.info("took the lock %s (%s, pid %d)", self._path, self._holder, os.getpid())
-            return True
+            return self._take()
 
     async def check(self) -> bool:
         with self._mutex:
@@ -147,20 +129,62 @@ class SQLiteLeaderLock:
     async def release(self) -> None:
         """Unlock and close: a follower's next `try_acquire` takes over."""
         with self._mutex:
-            if self._leader and self._fd is not None:
+            if self._leader and not self._vacant and self._fd is not None:
                 # Closing below drops the lock regardless of an error here.
                 with suppress(OSError):
                     os.ftruncate(self._fd, 0)  # nobody's pid: nobody holds it
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
                 log.info("released the lock of registry %s", self._path)
-            self._leader = False
+            self._leader = self._vacant = False
             self._close()
 
     # --- internals (called with the mutex held) ----------------------------------------------
 
+    def _take(self) -> bool:
+        """Try to lock; True if this process leads now (held, or vacant: see `_vacant`)."""
+        self._last_error = ""
+        if (self._fd is None or not self._same_file(self._fd)) and not self._open():
+            if os.path.lexists(self._path):  # it exists, but cannot be opened: holder unknown
+                self._leader = self._vacant = False
+                self._last_error = self._open_error
+                return False
+            # The lock file cannot be created (its directory is missing or not writable), so
+            # nobody holds it: lead "vacantly", so that the cycle runs and fails at the
+            # registry with its own precise error, while `held()` refuses every apply.
+            if not self._vacant:
+                log.info("%s; this process leads but writes nothing until it can", self._open_error)
+            self._leader = self._vacant = True
+            return True
+        assert self._fd is not None
+        fd = self._fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            self._leader = self._vacant = False
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                self._last_error = f"cannot lock {self._path}: {exc.strerror or exc}"
+                return False
+            self._observe_other(_read_holder(fd))
+            return False
+        if not self._same_file(fd):  # replaced between open and lock: try afresh next time
+            self._leader = self._vacant = False
+            self._close()
+            return False
+        self._other = ""
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {self._holder}\n".encode(), 0)
+        except OSError as exc:  # the lock is ours all the same; only the note is missing
+            log.warning("cannot write this process's pid in %s: %s", self._path, exc)
+        self._leader, self._vacant = True, False
+        log.info("took the lock %s (%s, pid %d)", self._path, self._holder, os.getpid())
+        return True
+
     def _check(self) -> bool:
         if not self._leader:
             return False
+        if self._vacant:  # the lock file may exist now: take it, or find who did
+            return self._take()
         if self._fd is None or not self._same_file(self._fd):
             self._leader = False
             self._last_error = (
@@ -172,18 +196,24 @@ class SQLiteLeaderLock:
             return False
         return True
 
-    def _open(self) -> None:
+    def _open(self) -> bool:
+        """Open (create) the lock file; False (and `_open_error` says why) if it cannot be."""
         self._close()
         try:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            self._last_error = (
+            with suppress(OSError):  # someone else's file: reading is enough to lock it
+                self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+                self._open_error = ""
+                return True
+            self._open_error = (
                 f"cannot open the lock file {self._path} of registry {self._registry_path} "
                 f"({exc.strerror or exc}): make its directory writable by the user running "
                 "discovery, or point registry.path at a writable place"
             )
-            raise RegistryError(self._last_error) from exc
-        self._last_error = ""
+            return False
+        self._open_error = ""
+        return True
 
     def _close(self) -> None:
         fd, self._fd = self._fd, None

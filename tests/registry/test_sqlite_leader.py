@@ -116,11 +116,27 @@ async def test_a_deleted_lock_file_ends_the_leadership(path: Path) -> None:
     await lock.release()
 
 
-async def test_an_unwritable_directory_is_a_start_error_naming_the_fix(tmp_path: Path) -> None:
-    lock = SQLiteLeaderLock(tmp_path / "missing" / "registry.db")
-    with pytest.raises(RegistryError, match=r"cannot open the lock file .*\.db\.lock.*writable"):
-        await lock.start()
-    assert not await lock.try_acquire() and "writable" in lock.last_error
+async def test_a_lock_file_that_cannot_exist_is_led_vacantly_and_fences_every_apply(
+    tmp_path: Path,
+) -> None:
+    """The registry's directory is missing: nobody can hold (or write) there, so the process
+    leads, its cycles fail at the registry with the registry's own error, and the fence refuses
+    every apply until the lock is really taken; then another holder makes it step down."""
+    path = tmp_path / "missing" / "registry.db"
+    lock = SQLiteLeaderLock(path)
+    await lock.start()
+    assert await lock.try_acquire() and lock.is_leader and lock.last_error == ""
+    assert not lock.held()
+    with pytest.raises(RegistryError, match="directory exists"):
+        await SQLiteRegistry(path, fence=lock.held).list_resources()
+
+    path.parent.mkdir()
+    other = SQLiteLeaderLock(path)
+    assert await other.try_acquire() and other.held()  # it got there first
+    assert not await lock.check() and not lock.is_leader
+    await other.release()
+    assert await lock.check() is False and await lock.try_acquire() and lock.held()
+    await lock.release()
 
 
 async def test_a_fenced_registry_commits_only_while_its_lock_is_held(path: Path) -> None:
