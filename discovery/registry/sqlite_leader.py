@@ -185,16 +185,21 @@ class SQLiteLeaderLock:
             return False
         if self._vacant:  # the lock file may exist now: take it, or find who did
             return self._take()
-        if self._fd is None or not self._same_file(self._fd):
-            self._leader = False
-            self._last_error = (
-                f"the lock file {self._path} was deleted or replaced while this process held "
-                "it; leave the lock file alone while discovery runs"
-            )
-            log.warning("lost the lock of registry %s: %s", self._registry_path, self._last_error)
-            self._close()
-            return False
-        return True
+        if self._fd is not None and self._same_file(self._fd):
+            return True
+        # The lock file was deleted or replaced: the lock held is on a file the path no longer
+        # names. Take the one it names now at once (or lead vacantly if none can exist there);
+        # if another process got there first, step down.
+        self._close()
+        what = f"the lock file {self._path} was deleted or replaced while this process held it"
+        if self._take():
+            log.warning("%s; it holds the new one; leave the lock file alone", what)
+            return True
+        self._last_error = self._last_error or (
+            f"{what}, and another process holds the new one; leave the lock file alone"
+        )
+        log.warning("lost the lock of registry %s: %s", self._registry_path, self._last_error)
+        return False
 
     def _open(self) -> bool:
         """Open (create) the lock file; False (and `_open_error` says why) if it cannot be."""
