@@ -34,7 +34,13 @@ from discovery.core.summary import CycleReport
 from discovery.reconcile.cycle import ScopeObserver, run_cycle
 from discovery.registry.base import Registry, RegistryError
 from discovery.registry.leader import AlwaysLeader, Leadership
-from discovery.registry.open import BeforeCommit, RegistrySpecError, open_configured
+from discovery.registry.open import (
+    BeforeCommit,
+    RegistrySpecError,
+    configured_sqlite_path,
+    open_configured,
+)
+from discovery.registry.sqlite_leader import RegistryLocked, SQLiteLeaderLock
 
 __all__ = [
     "load_config",
@@ -107,13 +113,21 @@ def open_registry(
 
 
 def open_leadership(
-    config: Config, config_path: Path, *, environ: Mapping[str, str] | None = None
+    config: Config,
+    config_path: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    holder: str = "discovery run",
 ) -> Leadership:
-    """The daemon's leader elector for `config`: `AlwaysLeader` for SQLite.
+    """The leader elector for `config`: an `flock` on `<registry.path>.lock` for SQLite (one
+    process writes a file; `holder` says which kind in the lock file), a session advisory lock
+    for PostgreSQL.
 
     Errors are those of `open_registry` (exit 2): no DSN or a malformed one names
-    `registry.dsn`, a build without psycopg names the extra. Nothing connects here.
+    `registry.dsn`, a build without psycopg names the extra. Nothing connects or opens here.
     """
+    if config.registry.backend == "sqlite":
+        return SQLiteLeaderLock(configured_sqlite_path(config, config_path), holder=holder)
     if config.registry.backend != "postgres":
         return AlwaysLeader()
     try:
@@ -193,18 +207,43 @@ async def scan(
 
     `scopes` are the config's, when the caller has already expanded them (for its progress
     display): they are not expanded twice.
+
+    With SQLite (and not `dry_run`) the scan holds the registry's lock file for its run, and
+    its apply is fenced on it: if another process (a daemon, another scan) holds it, it raises
+    `RegistryLocked` naming that process, before anything is fetched.
     """
-    registry = open_registry(config, config_path, before_commit=before_commit)
+    lock = await _take_scan_lock(config, config_path, dry_run=dry_run)
     try:
-        async with open_source(config) as source:
-            return await run_cycle(
-                config=config,
-                source=source,
-                registry=registry,
-                dry_run=dry_run,
-                force=force,
-                scopes=scopes,
-                on_scope=on_scope,
-            )
+        registry = open_registry(config, config_path, leadership=lock, before_commit=before_commit)
+        try:
+            async with open_source(config) as source:
+                return await run_cycle(
+                    config=config,
+                    source=source,
+                    registry=registry,
+                    dry_run=dry_run,
+                    force=force,
+                    scopes=scopes,
+                    on_scope=on_scope,
+                )
+        finally:
+            await registry.close()
     finally:
-        await registry.close()
+        if lock is not None:
+            await lock.release()
+
+
+async def _take_scan_lock(
+    config: Config, config_path: Path, *, dry_run: bool
+) -> SQLiteLeaderLock | None:
+    """The SQLite lock a writing scan holds; None for a dry run (it writes nothing) or a
+    PostgreSQL registry (its writes are compare-and-swap; its daemons elect a leader)."""
+    if dry_run or config.registry.backend != "sqlite":
+        return None
+    lock = SQLiteLeaderLock(configured_sqlite_path(config, config_path), holder="discovery scan")
+    await lock.start()
+    if not await lock.try_acquire():
+        if lock.last_error:
+            raise RegistryError(lock.last_error)
+        raise RegistryLocked(lock.refusal())
+    return lock

@@ -12,10 +12,10 @@ import pytest
 from discovery import wiring
 from discovery.core.config import Config, ConfigError, config_from_mapping
 from discovery.core.model import Changes
-from discovery.registry.leader import AlwaysLeader
 from discovery.registry.postgres import LeadershipLost, PostgresRegistry
 from discovery.registry.postgres_leader import PostgresLeaderElector
-from discovery.registry.sqlite import SQLiteRegistry
+from discovery.registry.sqlite import LockLost, SQLiteRegistry
+from discovery.registry.sqlite_leader import SQLiteLeaderLock
 from tests.registry.postgres_support import fresh_schema
 from tests.registry.registry_support import make_resource
 
@@ -26,13 +26,21 @@ def _config(**registry: Any) -> Config:
     return config_from_mapping({"discovery_group": "g", "aws": MATCHERS, "registry": registry})
 
 
-def test_sqlite_gets_an_always_leader_and_the_file_next_to_the_config(tmp_path: Path) -> None:
+async def test_sqlite_gets_a_lock_file_elector_and_a_registry_fenced_on_it(tmp_path: Path) -> None:
     registry, leadership = wiring.open_backend(
         _config(backend="sqlite", path="r.db"), tmp_path / "discovery.yaml"
     )
-    assert isinstance(leadership, AlwaysLeader)
+    assert isinstance(leadership, SQLiteLeaderLock)
+    assert leadership.path == tmp_path / "r.db.lock"
     assert isinstance(registry, SQLiteRegistry)
     assert registry.path == tmp_path / "r.db"
+    with pytest.raises(LockLost):  # not started, so not leader: nothing is written
+        await registry.apply(Changes(create=(make_resource("a"),)))
+    await leadership.start()
+    assert await leadership.try_acquire()
+    await registry.apply(Changes(create=(make_resource("a"),)))
+    assert [s.resource.name for s in await registry.list_resources()] == ["a"]
+    await leadership.release()
 
 
 async def test_postgres_gets_an_elector_and_a_registry_fenced_on_it(

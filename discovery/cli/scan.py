@@ -9,12 +9,18 @@ import sys
 from pathlib import Path
 
 from discovery import wiring
-from discovery.cli.common import EXIT_DELETES_WITHHELD, EXIT_OK, EXIT_SCOPES_FAILED
+from discovery.cli.common import (
+    EXIT_DELETES_WITHHELD,
+    EXIT_OK,
+    EXIT_RUNTIME,
+    EXIT_SCOPES_FAILED,
+)
 from discovery.core.plan import REASON_EMPTY_SCOPE, REASON_NAME_COLLISION
 from discovery.core.scopes import expand_scopes
 from discovery.core.summary import CycleReport
 from discovery.output.progress import Progress
 from discovery.output.report import render_json, render_text, render_yaml
+from discovery.registry.sqlite_leader import RegistryLocked
 from discovery.wiring import load_config, read_config
 
 __all__ = ["cmd_scan", "cmd_validate", "exit_code_for", "render"]
@@ -44,17 +50,21 @@ def cmd_scan(args: argparse.Namespace) -> int:
     config_path = Path(args.config)
     config = load_config(config_path)
     scopes = expand_scopes(config)
-    report = asyncio.run(
-        wiring.scan(
-            config,
-            config_path,
-            dry_run=args.dry_run,
-            force=args.force,
-            scopes=scopes,
-            on_scope=Progress(len(scopes), sys.stderr),
-            before_commit=args.before_commit,
+    try:
+        report = asyncio.run(
+            wiring.scan(
+                config,
+                config_path,
+                dry_run=args.dry_run,
+                force=args.force,
+                scopes=scopes,
+                on_scope=Progress(len(scopes), sys.stderr),
+                before_commit=args.before_commit,
+            )
         )
-    )
+    except RegistryLocked as exc:  # another process writes this file: one line, exit 1
+        print(f"discovery: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
     sys.stdout.write(render(report, args.output))
     for w in report.plan.withheld:
         if w.code in (REASON_NAME_COLLISION, REASON_EMPTY_SCOPE):

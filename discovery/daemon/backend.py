@@ -123,7 +123,7 @@ class Backend:
 
     @property
     def elected(self) -> bool:
-        """Whether leadership is contended at all (False: SQLite, always the leader)."""
+        """Whether leadership is contended at all (False: `AlwaysLeader`, an in-process fake)."""
         return not isinstance(self.leadership, AlwaysLeader)
 
     async def close(self) -> None:
@@ -141,7 +141,7 @@ def needs_new_backend(old: Config, new: Config, current: Backend) -> bool:
 
     The lock is per database, schema and group, and the registry is fenced on its elector, so
     a new registry or group means both anew; a new group on a registry with one writer
-    (SQLite, `AlwaysLeader`) keeps them.
+    (`AlwaysLeader`) keeps them.
     """
     if new.registry != old.registry:
         return True

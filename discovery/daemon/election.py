@@ -76,7 +76,7 @@ class Election:
 
     @property
     def elected(self) -> bool:
-        """Whether leadership is contended at all (False: SQLite, always the leader)."""
+        """Whether leadership is contended at all (False: `AlwaysLeader`, an in-process fake)."""
         return not isinstance(self._leadership, AlwaysLeader)
 
     @property

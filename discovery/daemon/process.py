@@ -10,7 +10,7 @@
   death and runs its first cycle at once. A leader that finds its lock gone stops its cycle before
   it writes (result `fenced`), and the registry's fence refuses an apply that was already under
   way. A follower only reads the registry once per poll interval, to know it can reach it.
-  With SQLite the daemon is always the leader (`AlwaysLeader`).
+  With SQLite the lock is an `flock` on `<registry.path>.lock` (`SQLiteLeaderLock`).
 - One AWS source (assumed sessions and clients reused across cycles) and one registry and
   elector for the daemon's life; a reload that changes `registry` or `discovery_group` swaps
   them between two cycles (the old elector released, the new one started).

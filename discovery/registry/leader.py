@@ -1,9 +1,13 @@
 """Leader election: exactly one replica of a discovery group reconciles; the others wait.
 
-The daemon sees only the `Leadership` Protocol. Two implementations:
+The daemon sees only the `Leadership` Protocol. Three implementations:
 
-- `AlwaysLeader` for the SQLite registry, which lives on one host and serves one process:
-  leadership is trivially ours.
+- `SQLiteLeaderLock` (in `discovery.registry.sqlite_leader`) for processes sharing one SQLite
+  file: an exclusive `flock` on `<registry.path>.lock`, dropped by the kernel when its holder
+  exits (even by `kill -9`), so a follower's next `try_acquire` takes over. A writing `scan`
+  takes the same lock for its run.
+- `AlwaysLeader`, trivially the leader, for tests and in-process fakes whose registry only one
+  process can reach.
 - `PostgresLeaderElector` (in `discovery.registry.postgres_leader`, which needs the `postgres`
   extra) for replicas sharing a PostgreSQL registry: a session advisory lock per discovery group,
   held on a dedicated connection. The server releases it the moment that session ends (process
@@ -53,7 +57,8 @@ class Leadership(Protocol):
 
 
 class AlwaysLeader:
-    """`Leadership` for a registry only one process writes (SQLite): always the leader."""
+    """`Leadership` for a registry only one process can write (an in-memory one): always the
+    leader."""
 
     @property
     def is_leader(self) -> bool:

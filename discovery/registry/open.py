@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from discovery.registry.postgres import PostgresRegistry
     from discovery.registry.postgres_conn import Fence
 
-__all__ = ["BeforeCommit", "RegistrySpecError", "open_configured", "open_spec", "postgres_registry"]
+__all__ = [
+    "BeforeCommit",
+    "RegistrySpecError",
+    "configured_sqlite_path",
+    "open_configured",
+    "open_spec",
+    "postgres_registry",
+]
 
 BeforeCommit = Callable[[], None]
 """A test seam run inside each apply's transaction just before it commits (see the backends)."""
@@ -48,14 +55,17 @@ def open_configured(
     """The registry of `config` (read from `config_path`).
 
     A relative SQLite path is taken against the config's folder. With `leadership` (the
-    daemon's elector), a PostgreSQL registry is fenced: each apply commits only while that
-    elector's session still holds the leader lock.
+    daemon's elector, or the lock a `scan` holds), the registry is fenced: each apply commits
+    only while that elector still holds the leader lock (PostgreSQL: its session's advisory
+    lock; SQLite: the `flock` on the registry's lock file).
     """
     if config.registry.backend == "sqlite":
-        path = Path(config.registry.path)
-        if not path.is_absolute():
-            path = config_path.parent / path
-        return SQLiteRegistry(path, before_commit=before_commit)
+        from discovery.registry.sqlite_leader import SQLiteLeaderLock
+
+        fence = leadership.held if isinstance(leadership, SQLiteLeaderLock) else None
+        return SQLiteRegistry(
+            configured_sqlite_path(config, config_path), before_commit=before_commit, fence=fence
+        )
     try:
         dsn = config.registry.resolve_dsn(os.environ if environ is None else environ)
     except ConfigError as exc:
@@ -66,6 +76,12 @@ def open_configured(
         raise ConfigError(
             f"{config_path}: registry.dsn (or ${config.registry.dsn_env}): {exc}"
         ) from None
+
+
+def configured_sqlite_path(config: Config, config_path: Path) -> Path:
+    """The config's `registry.path`, a relative one taken against the config's folder."""
+    path = Path(config.registry.path)
+    return path if path.is_absolute() else config_path.parent / path
 
 
 def open_spec(

@@ -20,6 +20,16 @@ extra fsync costs nothing worth saving.
 
 If the awaiting task is cancelled (SIGTERM), the worker thread still runs its transaction to the
 end, commit or rollback: the file is never left mid-transaction.
+
+A deleted, moved or replaced file: every call checks the schema version of the file it opened
+(one SELECT), so the next call after the file changed sets the schema up on the new one, and
+the next cycle re-creates the resources, as the error hints promise. A call that still finds no
+table (the file changed under it) fails, naming that, and the call after it sets the schema up.
+
+Fencing: a registry built with `fence` (the daemon's `SQLiteLeaderLock.held`) checks, inside
+each apply's transaction just before the commit, that this process still holds the registry's
+lock file; if not it rolls back and raises `LockLost`: a process that lost the lock writes
+nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ from typing import TypeVar
 from discovery.core.model import Resource, StoredResource
 from discovery.registry.base import Changes, RegistryConflict, RegistryError
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteRegistry"]
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "LockLost", "SQLiteRegistry"]
 
 _T = TypeVar("_T")
 
@@ -84,12 +94,22 @@ _SQLITE_AUTH = 23
 _SQLITE_NOTADB = 26
 
 
+class LockLost(RegistryConflict):
+    """The apply was fenced off: this process does not hold the registry's lock file (any more).
+
+    Nothing was written.
+    """
+
+
 class SQLiteRegistry:
     """A `Registry` stored in one SQLite file, created with its schema on first use.
 
     `before_commit`, when given, runs in the worker thread inside every apply's transaction with
     all its writes done, just before the commit: the fault tests inject a pause there to kill
     the process at a known point. Production code passes none.
+
+    `fence`, when given, is asked inside every apply's transaction, after `before_commit`: the
+    apply commits only if it answers True (see the module docstring).
     """
 
     def __init__(
@@ -98,13 +118,14 @@ class SQLiteRegistry:
         *,
         busy_timeout_s: float = 10.0,
         before_commit: Callable[[], None] | None = None,
+        fence: Callable[[], bool] | None = None,
     ) -> None:
         if busy_timeout_s < 0:
             raise ValueError(f"busy_timeout_s must be >= 0, got {busy_timeout_s}")
         self._path = Path(path)
         self._busy_timeout_s = busy_timeout_s
         self._before_commit = before_commit
-        self._schema_ready = False
+        self._fence = fence
         self._schema_lock = threading.Lock()
         self._closed = False
 
@@ -145,7 +166,19 @@ class SQLiteRegistry:
         try:
             with self._connect() as conn:
                 self._ensure_schema(conn)
-                return work(conn)
+                try:
+                    return work(conn)
+                except sqlite3.OperationalError as exc:
+                    if "no such table" not in str(exc).lower():
+                        raise
+                    # The file changed between the schema check and this statement: the next
+                    # call's check sets the schema up again.
+                    raise RegistryError(
+                        f"registry {self._path} has no discovery tables: the file was deleted "
+                        "or replaced while discovery used it; nothing was written, and the next "
+                        "cycle re-creates its schema and its resources (if this repeats, the "
+                        f"file was tampered with: move it aside) (sqlite: {exc})"
+                    ) from exc
         except sqlite3.Error as exc:
             raise _translate(exc, self._path, self._busy_timeout_s) from exc
 
@@ -161,11 +194,13 @@ class SQLiteRegistry:
             conn.close()
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
-        if self._schema_ready:
+        # Checked on every call (one SELECT of three pragmas), not remembered: a file deleted,
+        # moved aside or replaced since the last call gets its schema set up again, instead of
+        # every later call failing with "no such table" until a restart. (Its inode cannot
+        # tell: a new file often gets the number of the one just deleted.)
+        if self._schema_version(conn) == SCHEMA_VERSION:
             return
         with self._schema_lock:
-            if self._schema_ready:
-                return
             # Processes creating the same new file at once can get SQLITE_BUSY at once from the
             # journal-mode switch (SQLite skips the busy handler there to avoid deadlock):
             # retry with backoff within the busy timeout instead of failing the cycle.
@@ -181,7 +216,6 @@ class SQLiteRegistry:
                         raise
                     time.sleep(delay)
                     delay = min(delay * 2, 0.25)
-            self._schema_ready = True
 
     def _setup_schema(self, conn: sqlite3.Connection) -> None:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -290,6 +324,11 @@ class SQLiteRegistry:
             conn.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (revision,))
             if self._before_commit is not None:  # a seam for tests, see __init__
                 self._before_commit()
+            if self._fence is not None and not self._fence():
+                raise LockLost(
+                    f"not writing to {self._path}: this process does not hold its lock file "
+                    f"{self._path.name}.lock (any more); another discovery process writes it"
+                )
 
 
 def _encode(resource: Resource) -> str:

@@ -72,9 +72,9 @@ def test_becomes_ready_and_serves_metrics_status_and_health(
     assert status["ready"] is True
     assert status["discovery_group"] == "daemon"
     assert status["registry"] == {"backend": "sqlite", "reachable": True, "error": ""}
-    # SQLite has one writer: the daemon is always the leader, with no election.
+    # SQLite has one writer: the daemon leads through the lock file next to the registry.
     assert status["role"] == "leader"
-    assert status["leadership"]["elected"] is False and status["leadership"]["last_error"] == ""
+    assert status["leadership"]["elected"] is True and status["leadership"]["last_error"] == ""
     last = status["last_cycle"]
     assert last["result"] == "ok"
     assert last["counts"]["discovered"] == len(expected)

@@ -21,8 +21,9 @@ from discovery.daemon.scheduler import JOB_ID, make_trigger
 from discovery.output.logs import Redactor
 from discovery.output.metrics import Metrics
 from discovery.registry.base import Registry, RegistryError
-from discovery.registry.leader import AlwaysLeader, Leadership
+from discovery.registry.leader import Leadership
 from discovery.registry.memory import MemoryRegistry
+from discovery.registry.sqlite_leader import SQLiteLeaderLock
 from tests.daemon.inprocess import (
     ACCOUNT,
     ROLE,
@@ -229,7 +230,7 @@ async def test_reload_takes_a_good_config_from_the_next_cycle(
     opened: list[Config] = []
 
     def open_registry(config: Config, config_path: Path, /, *, leadership: Leadership) -> Registry:
-        assert isinstance(leadership, AlwaysLeader)
+        assert isinstance(leadership, SQLiteLeaderLock)  # the wiring's elector for SQLite
         opened.append(config)
         return MemoryRegistry()
 

@@ -22,6 +22,7 @@ from discovery.registry.leader import AlwaysLeader, Leadership, leader_lock_key
 from discovery.registry.postgres import LeadershipLost, PostgresRegistry
 from discovery.registry.postgres_conn import AdvisoryLock
 from discovery.registry.postgres_leader import LeaderElectionError, PostgresLeaderElector
+from discovery.registry.sqlite_leader import SQLiteLeaderLock
 from discovery.wiring import open_leadership, open_registry
 from tests.registry.postgres_support import fresh_schema, postgres_dsn, random_group, sql
 from tests.registry.registry_support import make_resource
@@ -369,15 +370,25 @@ def _config(registry: dict[str, str]) -> Config:
     return config_from_mapping({"discovery_group": "prod", "aws": [matcher], "registry": registry})
 
 
-async def test_always_leader_for_sqlite() -> None:
-    leadership: Leadership = open_leadership(
-        _config({"backend": "sqlite"}), CONFIG_PATH, environ={}
-    )
-    assert isinstance(leadership, AlwaysLeader)
+async def test_always_leader_is_always_the_leader() -> None:
+    leadership: Leadership = AlwaysLeader()
     await leadership.start()
     assert leadership.is_leader
     assert await leadership.try_acquire()
     assert await leadership.check()
+    await leadership.release()
+
+
+async def test_a_lock_file_next_to_the_registry_for_sqlite(tmp_path: Path) -> None:
+    leadership = open_leadership(
+        _config({"backend": "sqlite", "path": "r.db"}), tmp_path / "discovery.yaml", environ={}
+    )
+    assert isinstance(leadership, SQLiteLeaderLock)
+    assert leadership.path == tmp_path / "r.db.lock"
+    assert not leadership.is_leader  # nothing is opened or locked until the daemon starts it
+    assert not leadership.path.exists()
+    await leadership.start()
+    assert await leadership.try_acquire() and await leadership.check()
     await leadership.release()
 
 

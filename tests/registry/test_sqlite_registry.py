@@ -286,6 +286,45 @@ async def test_a_schema_from_a_newer_build_is_refused(path: Path) -> None:
         await SQLiteRegistry(path).list_resources()
 
 
+@pytest.mark.parametrize("how", ["deleted", "moved-aside"])
+async def test_a_deleted_or_moved_file_gets_its_schema_again_on_the_next_call(
+    path: Path, how: str
+) -> None:
+    """Issue 12, hole 8: the schema was known ready for the old file; the next call on the same
+    instance sets it up on the new one (it used to fail with `no such table` until a restart)."""
+    registry = SQLiteRegistry(path)
+    await registry.apply(Changes(create=(make_resource("a"),)))
+    if how == "deleted":
+        path.unlink()
+    else:
+        path.rename(path.with_name("registry.db.aside"))
+    assert await registry.list_resources() == []
+    await registry.apply(Changes(create=(make_resource("b"),)))
+    assert _names(path) == ["b"]
+    assert _sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
+async def test_a_file_replaced_by_another_registry_is_read_as_that_registry(path: Path) -> None:
+    registry = SQLiteRegistry(path)
+    await registry.apply(Changes(create=(make_resource("a"),)))
+    restored = path.with_name("restored.db")
+    await SQLiteRegistry(restored).apply(Changes(create=(make_resource("r"),)))
+    restored.replace(path)  # e.g. a backup put back while the daemon runs
+    assert [s.resource.name for s in await registry.list_resources()] == ["r"]
+
+
+async def test_a_registry_whose_tables_are_gone_says_the_file_was_replaced(path: Path) -> None:
+    """What a call sees when the file changed between its schema check and its statement (here
+    the tables dropped behind a current version, which the check cannot see): an error naming
+    that, not a bare `no such table`."""
+    registry = SQLiteRegistry(path)
+    await registry.list_resources()
+    _sql(path, "DROP TABLE resources")
+    with pytest.raises(RegistryError, match="deleted or replaced") as raised:
+        await registry.list_resources()
+    assert "no such table" in str(raised.value) and "move it aside" in str(raised.value)
+
+
 async def test_a_missing_directory_gives_a_registry_error(tmp_path: Path) -> None:
     path = tmp_path / "no-such-dir" / "registry.db"
     with pytest.raises(RegistryError, match="directory exists") as raised:
