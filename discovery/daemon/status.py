@@ -200,7 +200,7 @@ def status_document(view: StatusView) -> dict[str, Any]:
         "ready_reason": why,
         "role": "leader" if election.leading else "follower",
         "leadership": {
-            # False: a registry with one writer (SQLite), always the leader.
+            # False only for a registry with one writer and no lock (AlwaysLeader).
             "elected": election.elected,
             "since": iso(election.since),
             "election_interval_seconds": election_interval(config),
