@@ -40,6 +40,7 @@ from discovery.core.durations import (
     strict_fraction,
     strict_int,
 )
+from discovery.core.selector import SelectorPatternError, compile_pattern
 
 __all__ = [
     "MIN_POLL_INTERVAL",
@@ -150,8 +151,8 @@ class Matcher(_Frozen):
             for v in values:
                 if v.startswith("^") and v.endswith("$"):
                     try:
-                        re.compile(v)
-                    except re.error as exc:
+                        compile_pattern(v)
+                    except SelectorPatternError as exc:
                         raise ValueError(
                             f"tags[{key}]: invalid regular expression {v!r}: {exc}"
                         ) from None

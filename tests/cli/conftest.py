@@ -95,10 +95,10 @@ class Harness:
         path.write_text(yaml.safe_dump(config))
         return path
 
-    def run(self, *args: str, config: Path | None = None) -> Result:
+    def run(self, *args: str, config: Path | None = None, timeout: float = 120) -> Result:
         argv = [*args, "--config", str(config)] if config is not None else list(args)
         env = process_env(self.emulator.url, RETRIES)
-        return run_subprocess(argv, env=env, cwd=self.tmp_path)
+        return run_subprocess(argv, env=env, cwd=self.tmp_path, timeout=timeout)
 
     def scan(self, config: Path, *flags: str) -> Result:
         return self.run("scan", "--output", "json", *flags, config=config)

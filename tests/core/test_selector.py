@@ -6,11 +6,19 @@ test_convert.py; here are its matching rules on their own.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 
 import pytest
 
-from discovery.core.selector import selector_matches, tags_to_labels, value_matches
+from discovery.core.selector import (
+    SelectorPatternError,
+    compile_pattern,
+    selector_matches,
+    tags_to_labels,
+    value_matches,
+)
 
 
 @pytest.mark.parametrize(
@@ -101,3 +109,66 @@ def test_selector(selector: Mapping[str, Sequence[str]], matches: bool) -> None:
 )
 def test_value_matches(value: str, patterns: list[str], matches: bool) -> None:
     assert value_matches(value, patterns) is matches
+
+
+# --- issue 12, hole 9: a selector cannot take super-linear time --------------------------------
+
+EVIL_PATTERN = "^([a-z0-9]+-?)+$"  # nested quantifiers: exponential for a backtracking engine
+EVIL_VALUE = "a" * 30 + "!"
+# A backtracking engine needs minutes for this match; RE2 needs microseconds. The bound (a
+# child's start included) is generous so a loaded machine never fails the test, and far below
+# what backtracking takes.
+MATCH_BOUND_S = 20.0
+
+
+def _matches_in_a_child(value: str, pattern: str) -> bool:
+    """value_matches in a child process, which must answer within the bound.
+
+    A child, not a thread: a backtracking match holds the interpreter lock, so a thread's
+    timeout could not even fire, while a child can be killed.
+    """
+    code = (
+        "import sys; from discovery.core.selector import value_matches; "
+        "print(value_matches(sys.argv[1], [sys.argv[2]]))"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, value, pattern],
+            capture_output=True,
+            text=True,
+            timeout=MATCH_BOUND_S,
+            check=True,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"matching {pattern!r} against {value[:40]!r}... took over {MATCH_BOUND_S}s")
+    return done.stdout.strip() == "True"
+
+
+def test_a_nested_quantifier_pattern_against_a_hostile_value_answers_at_once() -> None:
+    assert _matches_in_a_child(EVIL_VALUE, EVIL_PATTERN) is False
+    assert value_matches("db-team-1", [EVIL_PATTERN]) is True
+
+
+def test_many_globs_against_a_long_value_answer_at_once() -> None:
+    glob = "*a" * 12 + "*b"
+    assert _matches_in_a_child("a" * 5000, glob) is False
+    assert value_matches("a" * 20 + "b", [glob]) is True
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern", "matches"),
+    [
+        ("prod\n", "^prod$", False),  # Go's (RE2's) `$` is the end of the text only
+        ("a\nb", "^a.b$", True),  # `.` matches a newline, as before
+        ("prod", "^pro(d|duction)$", True),
+    ],
+    ids=["no-match-before-final-newline", "dot-matches-newline", "alternation"],
+)
+def test_regex_entries_follow_go_semantics(value: str, pattern: str, matches: bool) -> None:
+    assert value_matches(value, [pattern]) is matches
+
+
+@pytest.mark.parametrize("pattern", ["^(a)\\1$", "^(?=a)a$", "^(?<!b)a$"])
+def test_patterns_re2_cannot_run_are_refused(pattern: str) -> None:
+    with pytest.raises(SelectorPatternError, match="RE2 syntax"):
+        compile_pattern(pattern)
