@@ -166,6 +166,14 @@ class BackendSlot:
             self._discarded.append(self._next)
         self._next = backend
 
+    def withdraw(self, backend: Backend) -> None:
+        """Take back an offer whose reload was rejected after all: `backend` is closed at the
+        next swap, never used; an earlier reload's offer, if it was replaced, stands again."""
+        if self._next is not backend:
+            return
+        self._next = self._discarded.pop() if self._discarded else None
+        self._discarded.append(backend)
+
     async def swap(self) -> Backend | None:
         """Swap in the offered backend, if any (no cycle may run); returns the old one, closed:
         its leadership released, so a follower may take over."""

@@ -53,7 +53,18 @@ class Reloader:
         self._clock = clock
 
     def reload(self) -> bool:
-        """Re-read the config file. True if the new config was taken."""
+        """Re-read the config file. True if the new config was taken.
+
+        Never raises (it runs in the SIGHUP callback): whatever goes wrong is a rejected reload,
+        logged and counted, with the running config, backend and schedule as they were.
+        """
+        try:
+            return self._reload()
+        except Exception as exc:
+            log.exception("config reload failed unexpectedly")
+            return self._reject(f"unexpected error: {type(exc).__name__}: {exc}")
+
+    def _reload(self) -> bool:
         path = self.config_path
         try:
             new = load_config(path)
@@ -66,13 +77,19 @@ class Reloader:
                 backend = Backend.of(*self._open_backend(new, path))
             except Exception as exc:  # whatever the backend says, the running config stays
                 return self._reject(f"{path}: registry: {exc}")
-        self._redactor.add(m.external_id for m in new.aws)
         changed = [name for name in Config.model_fields if getattr(old, name) != getattr(new, name)]
         if backend is not None:
             self._slot.offer(backend)
+        try:
+            self._on_change(old, new)  # e.g. the schedule: the last step that can fail
+        except Exception as exc:
+            if backend is not None:
+                self._slot.withdraw(backend)
+            log.exception("applying the reloaded config failed; nothing of it was taken")
+            return self._reject(f"{path}: cannot apply it: {type(exc).__name__}: {exc}")
+        self._redactor.add(m.external_id for m in new.aws)
         self.config = new
         self.loaded_at = self._clock()
-        self._on_change(old, new)
         if new.server.listen != old.server.listen and not self._listen_fixed:
             log.warning(
                 "server.listen changed to %s; the HTTP server moves only when the daemon restarts",
