@@ -21,6 +21,7 @@ from aiobotocore.session import AioSession
 from discovery.aws.calls import Caller, CallObserver
 from discovery.aws.clients import AWSClients, AWSSettings, ThrottleObserver
 from discovery.aws.rds_proxy import AWSSource
+from discovery.core.adopt import Adoption, adopt
 from discovery.core.config import Config, ConfigError, LoadedConfig, parse_config
 from discovery.core.durations import (
     FLOOR_POLL_INTERVAL,
@@ -43,6 +44,7 @@ from discovery.registry.open import (
 from discovery.registry.sqlite_leader import RegistryLocked, SQLiteLeaderLock
 
 __all__ = [
+    "adopt_group",
     "load_config",
     "open_backend",
     "open_clients",
@@ -233,14 +235,43 @@ async def scan(
             await lock.release()
 
 
+async def adopt_group(
+    config: Config, config_path: Path, *, from_group: str, dry_run: bool
+) -> Adoption:
+    """`discovery registry adopt`: move `from_group`'s resources (and those of no group) into
+    this config's group, in one transaction (nothing when `dry_run`).
+
+    With SQLite it holds the registry's lock file like a writing scan: not while a daemon runs.
+    """
+    lock = await _take_scan_lock(
+        config, config_path, dry_run=dry_run, holder="discovery registry adopt"
+    )
+    try:
+        registry = open_registry(config, config_path, leadership=lock)
+        try:
+            adoption = adopt(
+                await registry.list_resources(),
+                from_group=from_group,
+                to_group=config.discovery_group,
+            )
+            if not dry_run and adoption.changes:
+                await registry.apply(adoption.changes)
+            return adoption
+        finally:
+            await registry.close()
+    finally:
+        if lock is not None:
+            await lock.release()
+
+
 async def _take_scan_lock(
-    config: Config, config_path: Path, *, dry_run: bool
+    config: Config, config_path: Path, *, dry_run: bool, holder: str = "discovery scan"
 ) -> SQLiteLeaderLock | None:
     """The SQLite lock a writing scan holds; None for a dry run (it writes nothing) or a
     PostgreSQL registry (its writes are compare-and-swap; its daemons elect a leader)."""
     if dry_run or config.registry.backend != "sqlite":
         return None
-    lock = SQLiteLeaderLock(configured_sqlite_path(config, config_path), holder="discovery scan")
+    lock = SQLiteLeaderLock(configured_sqlite_path(config, config_path), holder=holder)
     await lock.start()
     if not await lock.try_acquire():
         if lock.last_error:

@@ -15,7 +15,12 @@ from collections.abc import Sequence
 from discovery import __version__
 from discovery.cli.common import DEFAULT_CONFIG, EXIT_CONFIG, EXIT_RUNTIME, UsageError
 from discovery.cli.ops import cmd_demo, cmd_doctor, cmd_emulator, cmd_iam_bootstrap, cmd_print_iam
-from discovery.cli.registry import cmd_registry, cmd_registry_copy, cmd_registry_migrate
+from discovery.cli.registry import (
+    cmd_registry,
+    cmd_registry_adopt,
+    cmd_registry_copy,
+    cmd_registry_migrate,
+)
 from discovery.cli.run import cmd_run
 from discovery.cli.scan import cmd_scan, cmd_validate
 from discovery.core.config import ConfigError
@@ -96,6 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="make a non-empty target an exact copy of the source (deletes what it lacks)",
     )
     q.set_defaults(func=cmd_registry_copy)
+    q = reg.add_parser(
+        "adopt",
+        help="move the resources of another discovery group (and of none) into this one",
+        description="Relabel, in one transaction, the RDS Proxy resources of discovery group "
+        "OLD, and cloud-origin ones that carry no group, as owned by this config's "
+        "discovery_group (after renaming discovery_group; nothing else adopts them).",
+    )
+    with_config(q)
+    q.add_argument("--from-group", required=True, metavar="OLD", help="the group they have now")
+    q.add_argument("--dry-run", action="store_true", help="list what would move, change nothing")
+    q.set_defaults(func=cmd_registry_adopt)
 
     p = sub.add_parser("print-iam", help="print the least-privilege IAM policies for the config")
     with_config(p)

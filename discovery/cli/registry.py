@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from discovery import wiring
-from discovery.cli.common import EXIT_OK
+from discovery.cli.common import EXIT_OK, UsageError
 from discovery.core.config import Config
 from discovery.core.model import Resource, is_owned
 from discovery.output.report import format_table
@@ -18,7 +18,7 @@ from discovery.registry.export import export_yaml
 from discovery.registry.open import open_spec
 from discovery.wiring import load_config
 
-__all__ = ["cmd_registry", "cmd_registry_copy", "cmd_registry_migrate"]
+__all__ = ["cmd_registry", "cmd_registry_adopt", "cmd_registry_copy", "cmd_registry_migrate"]
 
 
 async def _list_registry(config: Config, config_path: Path) -> list[dict[str, object]]:
@@ -113,4 +113,35 @@ async def _copy_registry(source_spec: str, target_spec: str, *, replace: bool) -
 
 def cmd_registry_copy(args: argparse.Namespace) -> int:
     print(asyncio.run(_copy_registry(args.source, args.target, replace=args.replace)))
+    return EXIT_OK
+
+
+def cmd_registry_adopt(args: argparse.Namespace) -> int:
+    """`registry adopt --from-group OLD`: ownership moves into this config's group, explicitly."""
+    config_path = Path(args.config)
+    config = load_config(config_path)
+    if args.from_group == config.discovery_group:
+        raise UsageError(
+            f"--from-group {args.from_group!r} is already discovery_group in {config_path}: "
+            "name the group the resources belong to now"
+        )
+    try:
+        adoption = asyncio.run(
+            wiring.adopt_group(
+                config, config_path, from_group=args.from_group, dry_run=args.dry_run
+            )
+        )
+    except RegistryConflict as exc:
+        raise RegistryError(
+            f"the registry changed while adopt ran ({exc}); nothing was adopted, run it again"
+        ) from exc
+    verb = "would adopt" if args.dry_run else "adopted"
+    for item in adoption.adopted:
+        source = f"group {item.from_group!r}" if item.from_group else "no group"
+        print(f"{verb} {item.name} (from {source})")
+    done = f"{verb} {len(adoption.adopted)} resource(s) into discovery group {adoption.to_group!r}"
+    if args.dry_run:
+        print(f"{done}; nothing was written (run again without --dry-run to apply)")
+    else:
+        print(f"{done}, in one transaction")
     return EXIT_OK
