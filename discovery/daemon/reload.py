@@ -103,9 +103,11 @@ class Reloader:
         if new.discovery_group != old.discovery_group:
             log.warning(
                 "discovery_group changed from %r to %r: resources owned by %r are no longer "
-                "managed by this daemon and stay in the registry as they are",
+                "managed by this daemon and stay in the registry as they are; to keep managing "
+                "them, move them: discovery registry adopt --from-group %s",
                 old.discovery_group,
                 new.discovery_group,
+                old.discovery_group,
                 old.discovery_group,
             )
         self._metrics.poll_interval.set(new.poll_interval)

@@ -126,3 +126,20 @@ async def test_withdrawing_a_replacing_offer_restores_the_earlier_one() -> None:
     await slot.swap()
     assert slot.current is earlier
     assert later_registry.closed and not earlier_registry.closed
+
+
+async def test_a_changed_aws_client_or_group_says_what_the_operator_must_do(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def ok(old: Config, new: Config) -> None:
+        return None
+
+    metrics, opened = Metrics(registry=CollectorRegistry()), Opened()
+    reload, _ = reloader(tmp_path, on_change=ok, opened=opened, metrics=metrics)
+    write(reload.config_path, aws_client={"read_timeout": "20s"}, discovery_group="renamed")
+    caplog.set_level(logging.INFO, logger="discovery.daemon.reload")
+
+    assert reload.reload() is True
+    assert "aws_client changed; it applies only when the daemon restarts" in caplog.text
+    assert "except aws_client (from the next restart)" in caplog.text
+    assert "discovery registry adopt --from-group unit" in caplog.text
