@@ -14,8 +14,15 @@ from typing import Any, Protocol
 from aiobotocore.session import AioSession
 
 from discovery.aws.assemble import account_from_arns, assemble_proxies
-from discovery.aws.calls import PAGE_SIZE, Caller, CallObserver, ErrorKind, FetchError
+from discovery.aws.calls import Caller, CallObserver, ErrorKind, FetchError
 from discovery.aws.clients import AWSClients, AWSSettings, ThrottleObserver, home_region
+from discovery.aws.rds_calls import (
+    Tags,
+    describe_endpoints,
+    describe_proxies,
+    tags_by_arn,
+    tags_of,
+)
 from discovery.core.model import Proxy, Scope
 
 
@@ -77,22 +84,8 @@ class AWSSource:
         rds = await self._clients.client(role, external_id, "rds", region)
         tagging = await self._clients.client(role, external_id, "resourcegroupstaggingapi", region)
 
-        proxies_call = self._caller.pages(
-            "rds:DescribeDBProxies",
-            rds.describe_db_proxies,
-            "DBProxies",
-            "Marker",
-            "Marker",
-            MaxRecords=PAGE_SIZE,
-        )
-        endpoints_call = self._caller.pages(
-            "rds:DescribeDBProxyEndpoints",
-            rds.describe_db_proxy_endpoints,
-            "DBProxyEndpoints",
-            "Marker",
-            "Marker",
-            MaxRecords=PAGE_SIZE,
-        )
+        proxies_call = describe_proxies(self._caller, rds)
+        endpoints_call = describe_endpoints(self._caller, rds)
         tags_call = self._tags_by_arn(tagging)
         account_call = self._scope_account(scope)
         try:
@@ -129,34 +122,18 @@ class AWSSource:
         response = await self._caller.call("sts:GetCallerIdentity", sts.get_caller_identity)
         return str(response.get("Account", ""))
 
-    async def _tags_by_arn(self, tagging: Any) -> dict[str, dict[str, str]] | None:
+    async def _tags_by_arn(self, tagging: Any) -> dict[str, Tags] | None:
+        """None when tag:GetResources is denied (the caller falls back)."""
         try:
-            mappings = await self._caller.pages(
-                "tag:GetResources",
-                tagging.get_resources,
-                "ResourceTagMappingList",
-                "PaginationToken",
-                "PaginationToken",
-                ResourceTypeFilters=["rds:db-proxy"],
-                ResourcesPerPage=PAGE_SIZE,
-            )
+            return await tags_by_arn(self._caller, tagging)
         except FetchError as exc:
             if exc.kind is ErrorKind.DENIED:
                 return None
             raise
-        return {
-            str(m["ResourceARN"]): {str(t["Key"]): str(t.get("Value", "")) for t in m["Tags"]}
-            for m in mappings
-        }
 
-    async def _tags_per_proxy(
-        self, rds: Any, raw_proxies: list[dict[str, Any]]
-    ) -> dict[str, dict[str, str]]:
-        async def one(arn: str) -> tuple[str, dict[str, str]]:
-            response = await self._caller.call(
-                "rds:ListTagsForResource", rds.list_tags_for_resource, ResourceName=arn
-            )
-            return arn, {str(t["Key"]): str(t.get("Value", "")) for t in response["TagList"]}
+    async def _tags_per_proxy(self, rds: Any, raw_proxies: list[dict[str, Any]]) -> dict[str, Tags]:
+        async def one(arn: str) -> tuple[str, Tags]:
+            return arn, await tags_of(self._caller, rds, arn)
 
         arns = [str(p["DBProxyArn"]) for p in raw_proxies if p.get("DBProxyArn")]
         return dict(await _gather_all(*(one(arn) for arn in arns)))

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from discovery.aws.calls import PAGE_SIZE, ErrorKind, FetchError
+from discovery.aws.calls import ErrorKind, FetchError
 from discovery.aws.clients import AWSClients
+from discovery.aws.rds_calls import describe_endpoints, describe_proxies, tags_by_arn, tags_of
 from discovery.core.config import Config
 from discovery.core.model import Scope
 from discovery.core.scopes import expand_scopes
@@ -88,22 +89,8 @@ async def _scope(
         return [skipped], scope
     try:
         rds = await aws.client(identity.role_arn, identity.external_id, "rds", scope.region)
-        proxies = await aws.caller.pages(
-            "rds:DescribeDBProxies",
-            rds.describe_db_proxies,
-            "DBProxies",
-            "Marker",
-            "Marker",
-            MaxRecords=PAGE_SIZE,
-        )
-        endpoints = await aws.caller.pages(
-            "rds:DescribeDBProxyEndpoints",
-            rds.describe_db_proxy_endpoints,
-            "DBProxyEndpoints",
-            "Marker",
-            "Marker",
-            MaxRecords=PAGE_SIZE,
-        )
+        proxies = await describe_proxies(aws.caller, rds)
+        endpoints = await describe_endpoints(aws.caller, rds)
     except FetchError as exc:
         return [_rds_failure(scope, subject, exc, config_hint)], scope
     scope = replace(scope, proxies=tuple(proxies), endpoints=tuple(endpoints), ok=True)
@@ -147,29 +134,17 @@ async def _tags(
         tagging = await aws.client(
             identity.role_arn, identity.external_id, "resourcegroupstaggingapi", scope.region
         )
-        mappings = await aws.caller.pages(
-            "tag:GetResources",
-            tagging.get_resources,
-            "ResourceTagMappingList",
-            "PaginationToken",
-            "PaginationToken",
-            ResourceTypeFilters=["rds:db-proxy"],
-            ResourcesPerPage=PAGE_SIZE,
-        )
+        tags = await tags_by_arn(aws.caller, tagging)
     except FetchError as exc:
         if exc.kind is not ErrorKind.DENIED:
             detail = f"tag:GetResources: {error_text(exc)}"
             return failure("tags", subject, detail, "rds-error"), scope
         return await _tags_fallback(aws, scope, rds, subject, exc)
-    tags = {
-        str(m["ResourceARN"]): {str(t["Key"]): str(t.get("Value", "")) for t in m["Tags"]}
-        for m in mappings
-    }
     check = Check(
         check="tags",
         status=Status.OK,
         subject=subject,
-        detail=f"tag:GetResources answers ({len(mappings)} tagged proxies)",
+        detail=f"tag:GetResources answers ({len(tags)} tagged proxies)",
     )
     return check, replace(scope, tags=tags)
 
@@ -194,12 +169,7 @@ async def _tags_fallback(
     tags: dict[str, dict[str, str]] = {}
     try:
         for arn in arns:
-            response = await aws.caller.call(
-                "rds:ListTagsForResource", rds.list_tags_for_resource, ResourceName=arn
-            )
-            tags[arn] = {
-                str(t["Key"]): str(t.get("Value", "")) for t in response.get("TagList", [])
-            }
+            tags[arn] = await tags_of(aws.caller, rds, arn)
     except FetchError as exc:
         detail = f"tag:GetResources denied and rds:ListTagsForResource: {error_text(exc)}"
         return failure("tags", subject, detail, "tags-denied"), replace(scope, tags=tags)

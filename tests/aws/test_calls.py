@@ -7,12 +7,14 @@ here with methods that answer exactly that.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from discovery.aws.calls import Caller, ErrorKind, FetchError, error_kind, explain
+from discovery.aws.rds_calls import tags_of
 
 
 def answers(*pages: dict[str, Any]) -> tuple[Callable[..., Awaitable[Any]], list[dict[str, Any]]]:
@@ -118,3 +120,14 @@ def test_assume_role_denied_names_the_trust_policy() -> None:
     assert "trust policy" in text and "external_id" in text
     assert error_kind("SignatureDoesNotMatch") is ErrorKind.CREDENTIALS_REJECTED
     assert error_kind("NoSuchThing") is ErrorKind.ERROR
+
+
+async def test_a_tags_answer_without_its_tag_list_fails_instead_of_reading_as_untagged() -> None:
+    empty, _ = answers({})  # what botocore makes of a truncated JSON body
+    rds = SimpleNamespace(list_tags_for_resource=empty)
+    with pytest.raises(FetchError, match="no TagList") as raised:
+        await tags_of(Caller(max_concurrency=1), rds, "arn:aws:rds:us-east-1:1:db-proxy:prx-a")
+    assert raised.value.kind is ErrorKind.MALFORMED
+    tagged, _ = answers({"TagList": [{"Key": "env", "Value": "prod"}, {"Key": "bare"}]})
+    rds = SimpleNamespace(list_tags_for_resource=tagged)
+    assert await tags_of(Caller(max_concurrency=1), rds, "arn") == {"env": "prod", "bare": ""}
