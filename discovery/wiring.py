@@ -214,7 +214,7 @@ async def scan(
     its apply is fenced on it: if another process (a daemon, another scan) holds it, it raises
     `RegistryLocked` naming that process, before anything is fetched.
     """
-    lock = await _take_scan_lock(config, config_path, dry_run=dry_run)
+    lock = await _take_write_lock(config, config_path, dry_run=dry_run)
     try:
         registry = open_registry(config, config_path, leadership=lock, before_commit=before_commit)
         try:
@@ -243,7 +243,7 @@ async def adopt_group(
 
     With SQLite it holds the registry's lock file like a writing scan: not while a daemon runs.
     """
-    lock = await _take_scan_lock(
+    lock = await _take_write_lock(
         config, config_path, dry_run=dry_run, holder="discovery registry adopt"
     )
     try:
@@ -264,10 +264,10 @@ async def adopt_group(
             await lock.release()
 
 
-async def _take_scan_lock(
+async def _take_write_lock(
     config: Config, config_path: Path, *, dry_run: bool, holder: str = "discovery scan"
 ) -> SQLiteLeaderLock | None:
-    """The SQLite lock a writing scan holds; None for a dry run (it writes nothing) or a
+    """The SQLite lock a writing scan (or adopt) holds; None for a dry run (it writes nothing) or a
     PostgreSQL registry (its writes are compare-and-swap; its daemons elect a leader)."""
     if dry_run or config.registry.backend != "sqlite":
         return None

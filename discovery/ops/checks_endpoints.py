@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import Sequence
 
 from discovery.aws.assemble import assemble_proxies
-from discovery.core.config import Config
 from discovery.core.convert import convert_proxies
 from discovery.core.model import Resource
 from discovery.ops.checks_rds import ScopeFindings, scope_subject
@@ -52,13 +51,13 @@ def check_tls(scopes: Sequence[ScopeFindings]) -> list[Check]:
     return checks
 
 
-def _resources(config: Config, scope: ScopeFindings) -> tuple[Resource, ...]:
+def _resources(scope: ScopeFindings) -> tuple[Resource, ...]:
+    """What the cycle would register from the scope's findings, with the scope's own matching."""
     proxies = assemble_proxies(scope.proxies, scope.endpoints, scope.tags)
     return convert_proxies(proxies, scope.scope.matching).resources
 
 
 async def check_tcp(
-    config: Config,
     scopes: Sequence[ScopeFindings],
     *,
     probe: Probe,
@@ -70,7 +69,7 @@ async def check_tcp(
     for scope in scopes:
         if not scope.ok:
             continue
-        for resource in _resources(config, scope):
+        for resource in _resources(scope):
             host_text, _, port_text = resource.uri.rpartition(":")
             if host_text and port_text.isdigit():
                 targets.setdefault((host_text, int(port_text)), resource.name)

@@ -97,7 +97,6 @@ async def run_doctor(
         emit(check_tls(scopes))
         emit(
             await check_tcp(
-                config,
                 scopes,
                 probe=probe,
                 enabled=settings.tcp,
