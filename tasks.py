@@ -7,8 +7,12 @@ docs/RELIABILITY.md; not part of `test`), e.g. `--cycles 1000 --backend postgres
 `python3 tasks.py bench [args]` runs the fleet-scale benchmark (`python -m bench`, see
 bench/RESULTS.md); arguments pass through, e.g. `--accounts 2 --no-peers`.
 
-Creates `.venv` on first use (and again whenever pyproject.toml changes), installs the project
-with its extras into it, then runs the demo or the whole test suite plus the linters.
+`python3 tasks.py lock` re-resolves requirements/*.lock from pyproject.toml (with uv, pinned
+below); run it after changing a dependency and commit the locks with the change.
+
+Creates `.venv` on first use (and again whenever pyproject.toml or the lock changes), installs
+the locked, hash-checked dependencies (requirements/dev.lock) and then the project itself
+without resolving anything, then runs the demo or the whole test suite plus the linters.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ PY = BIN / "python"
 STAMP = VENV / ".installed"
 EXTRAS = "emulator,postgres,test"
 TOOLS = ROOT / ".cache" / "bin"
+LOCKS = ROOT / "requirements"
+# What each lock holds: the image's runtime (core + postgres) and everything tasks.py installs.
+LOCK_EXTRAS = {"runtime.lock": ["postgres"], "dev.lock": EXTRAS.split(",")}
+UV = "uv==0.13.9"
 
 
 def run(*cmd: str | Path, check: bool = True) -> int:
@@ -40,15 +48,42 @@ def run(*cmd: str | Path, check: bool = True) -> int:
 
 
 def ensure_venv() -> None:
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + EXTRAS.encode()).hexdigest()
+    lock = LOCKS / "dev.lock"
+    wanted = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + lock.read_bytes() + EXTRAS.encode()
+    ).hexdigest()
     if PY.exists() and STAMP.exists() and STAMP.read_text().strip() == wanted:
         return
+    create_venv()
+    pip = (PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check")
+    run(*pip, "--upgrade", "pip")
+    # Exactly the locked versions, each checked against its hash; then the project on top
+    # without dependencies, so nothing is resolved here (tests/test_lock.py keeps lock and
+    # pyproject.toml in agreement, `pip check` confirms the result).
+    run(*pip, "--require-hashes", "-r", lock)
+    run(*pip, "--no-deps", "-e", f".[{EXTRAS}]")
+    STAMP.write_text(wanted)
+
+
+def create_venv() -> None:
     if not PY.exists():
         print(f"creating virtual environment in {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True, clear=False).create(VENV)
-    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "pip")
-    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f".[{EXTRAS}]")
-    STAMP.write_text(wanted)
+
+
+def lock() -> int:
+    """Re-resolve the locks from pyproject.toml: universal (any platform), hash-pinned."""
+    create_venv()
+    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", UV)
+    for name, extras in LOCK_EXTRAS.items():
+        extra_args = [a for extra in extras for a in ("--extra", extra)]
+        run(
+            BIN / "uv", "pip", "compile", "--quiet", "pyproject.toml", *extra_args,
+            "--generate-hashes", "--universal", "--python-version", "3.11",
+            "--custom-compile-command", "python3 tasks.py lock", "-o", LOCKS / name,
+        )  # fmt: skip
+    print(f"wrote {', '.join(LOCK_EXTRAS)} in {LOCKS}")
+    return 0
 
 
 def ensure_promtool() -> None:
@@ -108,13 +143,15 @@ def test(extra: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test", "bench", "soak", "setup"}:
+    if not argv or argv[0] not in {"demo", "test", "bench", "soak", "setup", "lock"}:
         print(
             "usage: python3 tasks.py demo | test [pytest args] | bench [bench args] "
-            "| soak [soak args] | setup",
+            "| soak [soak args] | setup | lock",
             file=sys.stderr,
         )
         return 2
+    if argv[0] == "lock":
+        return lock()
     ensure_venv()
     if argv[0] == "demo":
         return run(BIN / "discovery", "demo", *argv[1:], check=False)
