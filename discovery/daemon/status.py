@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from discovery.daemon.election import Election, election_interval
 from discovery.daemon.runner import CycleOutcome
 from discovery.output.logs import Redactor
 from discovery.output.metrics import SUCCESS_RESULTS
+from discovery.output.page import HISTORY_LIMIT, CyclePoint, render_page
 from discovery.output.report import scope_document
 
 # /status lists at most this many withheld changes (all of them are counted); a region of
@@ -47,9 +49,22 @@ class CycleBook:
         self.last: CycleOutcome | None = None
         self.last_success: float | None = None
         self.followed = False  # was a ready follower: stays ready through its takeover
+        # The last cycles, for the status page's chart: bounded, whatever the uptime.
+        self.history: deque[CyclePoint] = deque(maxlen=HISTORY_LIMIT)
 
     def record(self, outcome: CycleOutcome) -> None:
         self.last = outcome
+        summary = outcome.summary
+        self.history.append(
+            CyclePoint(
+                cycle_id=outcome.cycle_id,
+                finished_at=outcome.finished_at,
+                duration=outcome.finished_at - outcome.started_at,
+                result=outcome.result,
+                changes=summary.to_create + summary.to_update + summary.to_delete,
+                withheld=summary.withheld,
+            )
+        )
         if outcome.result in SUCCESS_RESULTS:
             self.completed += 1
             self.last_success = outcome.finished_at
@@ -185,6 +200,7 @@ class StatusView:
     book: CycleBook
     running: str | None  # the id of the cycle under way
     next_at: float | None  # when the next scheduled run is due
+    dry_run: bool = False  # `run --dry-run`: plans and reports, never applies
 
 
 def status_document(view: StatusView) -> dict[str, Any]:
@@ -199,6 +215,7 @@ def status_document(view: StatusView) -> dict[str, Any]:
         "ready": ready,
         "ready_reason": why,
         "role": "leader" if election.leading else "follower",
+        "dry_run": view.dry_run,
         "leadership": {
             # False only for a registry with one writer and no lock (AlwaysLeader).
             "elected": election.elected,
@@ -244,18 +261,39 @@ class StatusCache:
 
     def __init__(self) -> None:
         self._last_cycle: str | None = None
+        self._cycle_doc: Any = None
+        self._page: tuple[str, bytes] | None = None  # (the live part it was rendered with, page)
         self.builds = 0  # how many times the cycle part was serialized
+        self.page_builds = 0  # how many times the status page was rendered
 
     def invalidate(self) -> None:
         self._last_cycle = None
+        self._page = None
+
+    def _cycle(self, view: StatusView, detail: str, scrub: Callable[[Any], Any]) -> str:
+        if self._last_cycle is None:
+            last = view.book.last
+            self._cycle_doc = (
+                scrub(cycle_document(last, detail=detail)) if last is not None else None
+            )
+            # Indented as a member of the top-level object (JSON strings hold no raw newline).
+            self._last_cycle = _dumps(self._cycle_doc).replace("\n", "\n  ")
+            self.builds += 1
+        return self._last_cycle
 
     def text(self, view: StatusView, *, detail: str, scrub: Callable[[Any], Any]) -> str:
         """The whole `/status` document as JSON text (indented, newline-terminated)."""
-        if self._last_cycle is None:
-            last = view.book.last
-            cycle = scrub(cycle_document(last, detail=detail)) if last is not None else None
-            # Indented as a member of the top-level object (JSON strings hold no raw newline).
-            self._last_cycle = _dumps(cycle).replace("\n", "\n  ")
-            self.builds += 1
+        cycle = self._cycle(view, detail, scrub)
         head = _dumps(scrub(status_document(view)))
-        return f'{head[:-2]},\n  "last_cycle": {self._last_cycle}\n}}\n'
+        return f'{head[:-2]},\n  "last_cycle": {cycle}\n}}\n'
+
+    def page(self, view: StatusView, *, detail: str, scrub: Callable[[Any], Any]) -> bytes:
+        """The status page (`GET /`), rendered from the same cached cycle part as `/status`:
+        again only when a cycle ends or the live part (role, readiness, schedule) changes."""
+        self._cycle(view, detail, scrub)
+        head = scrub(status_document(view))
+        key = _dumps(head)
+        if self._page is None or self._page[0] != key:
+            self._page = (key, render_page(head, self._cycle_doc, list(view.book.history)))
+            self.page_builds += 1
+        return self._page[1]
