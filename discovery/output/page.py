@@ -31,7 +31,8 @@ _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1d1d1f;background:#fff}
 h1{font-size:1.4em;margin:0 0 .3em}h2{font-size:1.1em;margin:1.4em 0 .4em}
 table{border-collapse:collapse;margin:.3em 0}td,th{padding:.25em .6em;text-align:left;
-vertical-align:top;border-bottom:1px solid #e3e3e3}th{background:#f5f5f7}
+vertical-align:top;border-bottom:1px solid #e3e3e3;white-space:nowrap}th{background:#f5f5f7}
+td.wrap{white-space:normal;max-width:60em}tr.scope-failed{background:#fdecee}
 .ok{color:#1b7f3b}.failed,.error,.fenced{color:#b00020;font-weight:600}
 .partial,.warn{color:#a15c00;font-weight:600}.fix{color:#444;font-style:italic}
 .muted{color:#666}.banner{padding:.4em .8em;background:#fff4d6;border:1px solid #e0b84c}
@@ -173,7 +174,8 @@ def _scopes(last: Mapping[str, Any]) -> str:
             f'<tr class="scope scope-{_e(status)}"><td>{_e(s.get("matcher"))}</td>'
             f"<td>{_e(s.get('account_id') or '?')}</td><td>{_e(s.get('region'))}</td>"
             f'<td class="status {_e(status)}">{_e(status)}</td><td>{_e(s.get("resources"))}</td>'
-            f"<td>{_e(s.get('last_success_at') or 'never')}</td><td>{error}</td></tr>"
+            f"<td>{_e(s.get('last_success_at') or 'never')}</td>"
+            f'<td class="wrap">{error}</td></tr>'
         )
     return "<h2>Scopes</h2>" + _table(
         ["matcher", "account", "region", "status", "resources", "last success", "error"],
@@ -191,7 +193,7 @@ def _withheld(last: Mapping[str, Any]) -> str:
         return [
             f'<tr class="withheld"><td>{_e(w.get("name"))}</td><td>{_e(w.get("action"))}</td>'
             f'<td><code class="code">{_e(w.get("code"))}</code></td>'
-            f"<td>{_e(w.get('reason'))}</td></tr>"
+            f'<td class="wrap">{_e(w.get("reason"))}</td></tr>'
             for w in ws
         ]
 
@@ -200,6 +202,10 @@ def _withheld(last: Mapping[str, Any]) -> str:
         " (the list stops here; /status counts them all)" if last.get("withheld_truncated") else ""
     )
     parts = [f"<h2>Withheld changes ({len(others)}){more}</h2>"]
+    by_code = {c: n for c, n in dict(last.get("withheld_by_reason", {})).items() if c != "conflict"}
+    if by_code:
+        counts = ", ".join(f"<code>{_e(c)}</code> {_e(n)}" for c, n in sorted(by_code.items()))
+        parts.append(f'<p id="withheld-by-code">By code: {counts}</p>')
     if last.get("delete_guard_tripped"):
         parts.append('<p class="warn">The delete guard tripped: deletes are withheld.</p>')
     parts.append(
@@ -219,7 +225,7 @@ def _withheld(last: Mapping[str, Any]) -> str:
 def _skipped(last: Mapping[str, Any]) -> str:
     rows = [
         f"<tr><td>{_e(s.get('account_id') or '?')}/{_e(s.get('region'))}</td>"
-        f"<td>{_e(k.get('name'))}</td><td>{_e(k.get('reason'))}</td></tr>"
+        f'<td>{_e(k.get("name"))}</td><td class="wrap">{_e(k.get("reason"))}</td></tr>'
         for s in last.get("scopes", [])
         for k in s.get("skipped", [])
     ]
