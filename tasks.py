@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Set-up and checks with nothing but python3: `python3 tasks.py demo` and `python3 tasks.py test`.
+"""Set-up and checks with nothing but python3: `python3 tasks.py demo`, `test` and `setup`.
 
 `python3 tasks.py soak [args]` runs the fault soak (`python -m tests.faults.soak`, see
 docs/RELIABILITY.md; not part of `test`), e.g. `--cycles 1000 --backend postgres`.
@@ -8,7 +8,10 @@ docs/RELIABILITY.md; not part of `test`), e.g. `--cycles 1000 --backend postgres
 bench/RESULTS.md); arguments pass through, e.g. `--accounts 2 --no-peers`.
 
 Creates `.venv` on first use (and again whenever pyproject.toml changes), installs the project
-with its extras into it, then runs the demo or the whole test suite plus the linters.
+with its extras into it, then runs the demo or the whole test suite plus the linters. `test`
+first installs the tools some tests drive when they are missing: promtool into .cache/bin, and
+Debian's chromium + chromium-driver (apt-get, as root) for the status page's browser test;
+`setup` does the venv and chromium only.
 """
 
 from __future__ import annotations
