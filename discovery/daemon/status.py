@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from discovery.core.config import Config
+from discovery.core.plan import REASON_SCOPE_FAILED
 from discovery.core.summary import ScopeSummary
 from discovery.daemon.backend import GuardedRegistry
 from discovery.daemon.election import Election, election_interval
@@ -123,6 +124,15 @@ def brief_error(error: str) -> str:
     return _ARN_RE.sub("arn:…", error)
 
 
+def brief_reason(reason: str) -> str:
+    """A `scope-failed` withheld change's reason at `summary`: the frozen scope's error in it
+    (`scope A/R failed: <error>`) briefed as the scope's own error is (`brief_error`)."""
+    head, sep, error = reason.partition(" failed: ")
+    if sep and head.startswith("scope "):
+        return f"{head} failed: {brief_error(error)}"
+    return _ARN_RE.sub("arn:…", reason)
+
+
 def scope_status(scope: ScopeSummary, *, detail: str = "full") -> dict[str, Any]:
     """A scope in `/status`: DESIGN §7's scope object, plus what only a daemon knows.
 
@@ -177,8 +187,16 @@ def cycle_document(outcome: CycleOutcome, *, detail: str = "full") -> dict[str, 
     if outcome.report is not None:
         withheld = outcome.report.plan.withheld
         doc["withheld_by_reason"] = dict(summary.withheld_by_reason)
+        brief = detail != "full"
         doc["withheld"] = [
-            {"name": w.name, "action": w.action, "reason": w.reason, "code": w.code}
+            {
+                "name": w.name,
+                "action": w.action,
+                "reason": brief_reason(w.reason)
+                if brief and w.code == REASON_SCOPE_FAILED
+                else w.reason,
+                "code": w.code,
+            }
             for w in withheld[:STATUS_WITHHELD_LIMIT]
         ]
         doc["withheld_truncated"] = summary.withheld > STATUS_WITHHELD_LIMIT

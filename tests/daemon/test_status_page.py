@@ -4,7 +4,11 @@ escaped, saying dry-run when it is one; and, in-process, rendered once per cycle
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +16,7 @@ from typing import Any
 from discovery.core.summary import CycleSummary
 from discovery.daemon.daemon import Daemon
 from discovery.daemon.runner import CycleOutcome
-from discovery.daemon.status import CycleBook
+from discovery.daemon.status import CycleBook, brief_reason
 from discovery.emulator import EmulatorThread
 from discovery.output.logs import Redactor
 from discovery.output.metrics import Metrics
@@ -160,3 +164,83 @@ async def test_page_is_rendered_once_per_cycle() -> None:
         assert second != first and daemon._status.page_builds == 2
     finally:
         await daemon.stop()
+
+
+def test_a_frozen_scopes_withheld_reason_drops_awss_message_at_summary() -> None:
+    reason = (
+        "scope 222222222222/eu-west-1 failed: rds:DescribeDBProxies failed: AccessDenied: "
+        "User: arn:aws:sts::222222222222:assumed-role/discovery/x is not authorized "
+        "— grant rds:DescribeDBProxies to the identity used for this matcher"
+    )
+    brief = brief_reason(reason)
+    assert brief.startswith(
+        "scope 222222222222/eu-west-1 failed: rds:DescribeDBProxies failed: AccessDenied — grant"
+    )
+    assert "User:" not in brief and "arn:aws" not in brief
+    assert "arn:aws" not in brief_reason("scope in eu-west-1 failed: arn:aws:iam::1:role/r")
+
+
+async def test_many_page_readers_cost_one_render_and_never_delay_healthz() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from discovery.daemon.server import build_app, start_server
+    from tests.daemon.inprocess import ROLE
+
+    matchers = [
+        {"types": ["rdsproxy"], "regions": ["us-east-1"], "assume_role_arn": ROLE}
+        for _ in range(200)
+    ]
+    daemon = Daemon(
+        config=make_config(aws=matchers),
+        config_path=Path("unused.yaml"),
+        source=FakeSource(tuple(a_proxy(f"p{i}") for i in range(3))),
+        registry=MemoryRegistry(),
+        open_backend=backend_opener(no_registry),
+        metrics=Metrics(),
+        redactor=Redactor(),
+    )
+    await daemon.start()
+    server = None
+    try:
+        await eventually(lambda: daemon.ready()[0], timeout=30, what="the first cycle")
+        cap = daemon.config.server.max_connections
+        server = await start_server(
+            build_app(daemon, Metrics(), max_connections=cap), "127.0.0.1", 0, max_connections=cap
+        )
+        url = server.url
+
+        def get(path: str) -> tuple[int, float]:
+            t0 = time.monotonic()
+            try:
+                with urllib.request.urlopen(url + path, timeout=60) as response:
+                    response.read()
+                    code = response.status
+            except urllib.error.HTTPError as exc:
+                code = exc.code
+            except (ConnectionError, urllib.error.URLError):
+                code = 0  # closed by the connection cap
+            return code, time.monotonic() - t0
+
+        health: list[tuple[int, float]] = []
+
+        def load() -> list[int]:
+            with ThreadPoolExecutor(32) as pool:
+                return [c for c, _ in pool.map(get, ["/"] * 300)]
+
+        def probe_while(done: Any) -> None:
+            while not done.done():
+                health.append(get("/healthz"))
+                time.sleep(0.05)
+
+        loop = asyncio.get_running_loop()
+        done = loop.run_in_executor(None, load)
+        await loop.run_in_executor(None, probe_while, done)
+        codes = await done
+        assert codes.count(200) > 0 and set(codes) <= {200, 503, 0}, set(codes)
+        assert health and all(code == 200 for code, _ in health)
+        assert max(seconds for _, seconds in health) < 1.0
+        assert daemon._status.page_builds == 1  # one render for every reader of this cycle
+    finally:
+        await daemon.stop()
+        if server is not None:
+            await server.close()

@@ -141,6 +141,8 @@ def test_a_person_sees_the_failed_scope_the_withheld_delete_and_the_chart(
     assert seen["role"] == "leader"
     assert EVIL in seen["skipped"]  # shown as text; had it run, the title would say so
     assert "pwned" not in browser.title
+    # server.status_detail: summary (the default): AWS's message (the caller's ARN) is not shown
+    assert "is not authorized" not in browser.page_source
 
     shot = tmp_path / "status-page.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
