@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Set-up and checks with nothing but python3: `python3 tasks.py demo` and `python3 tasks.py test`.
+"""Set-up and checks with nothing but python3: `python3 tasks.py demo`, `test` and `setup`.
 
 `python3 tasks.py soak [args]` runs the fault soak (`python -m tests.faults.soak`, see
 docs/RELIABILITY.md; not part of `test`), e.g. `--cycles 1000 --backend postgres`.
@@ -12,7 +12,10 @@ below); run it after changing a dependency and commit the locks with the change.
 
 Creates `.venv` on first use (and again whenever pyproject.toml or the lock changes), installs
 the locked, hash-checked dependencies (requirements/dev.lock) and then the project itself
-without resolving anything, then runs the demo or the whole test suite plus the linters.
+without resolving anything, then runs the demo or the whole test suite plus the linters. `test`
+first installs the tools some tests drive when they are missing: promtool into .cache/bin, and
+Debian's chromium + chromium-driver (apt-get, as root) for the status page's browser test;
+`setup` does the venv and chromium only.
 """
 
 from __future__ import annotations
@@ -106,9 +109,33 @@ def ensure_promtool() -> None:
     print(f"installed {target}", flush=True)
 
 
+def ensure_chromium() -> None:
+    """Debian's headless Chromium and its WebDriver, for the status page's browser test.
+
+    Installed with apt-get (CI runs as root on this machine). When it cannot be installed the
+    browser test skips and says why; everything else still runs.
+    """
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return
+    if not shutil.which("apt-get") or (hasattr(os, "geteuid") and os.geteuid() != 0):
+        print("chromium not installed (needs root and apt-get): the browser test will skip")
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]
+    cmd.append("chromium-driver")
+    if subprocess.call(cmd, env=env) != 0:
+        # a fresh machine may have no package lists yet
+        subprocess.call(["apt-get", "update", "-qq"], env=env)
+        if subprocess.call(cmd, env=env) != 0:
+            print("chromium could not be installed: the browser test will skip", flush=True)
+            return
+    print("installed chromium and chromium-driver", flush=True)
+
+
 def test(extra: list[str]) -> int:
     failures: list[str] = []
     ensure_promtool()
+    ensure_chromium()
     env_path = f"{TOOLS}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ["PATH"] = env_path
     code = run(PY, "-m", "pytest", *extra, check=False)
@@ -159,6 +186,9 @@ def main(argv: list[str]) -> int:
         return test(argv[1:])
     if argv[0] == "bench":
         return run(PY, "-m", "bench", *argv[1:], check=False)
+    if argv[0] == "setup":
+        ensure_chromium()
+        return 0
     if argv[0] == "soak":
         return run(PY, "-m", "tests.faults.soak", *argv[1:], check=False)
     return 0
