@@ -21,8 +21,10 @@ from aiobotocore.session import AioSession
 from discovery.aws.calls import Caller, CallObserver
 from discovery.aws.clients import AWSClients, AWSSettings, ThrottleObserver
 from discovery.aws.rds_proxy import AWSSource
+from discovery.aws.regions import known_regions
 from discovery.core.adopt import Adoption, adopt
 from discovery.core.config import Config, ConfigError, LoadedConfig, parse_config
+from discovery.core.config_yaml import ConfigYAMLError, decode_config
 from discovery.core.durations import (
     FLOOR_POLL_INTERVAL,
     MIN_POLL_INTERVAL,
@@ -81,14 +83,18 @@ def read_config(path: str | Path) -> LoadedConfig:
     source = str(path)
     floor = min_poll_interval()
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = decode_config(Path(path).read_bytes())
     except FileNotFoundError:
         raise ConfigError(
             f"{source}: no such file; pass --config with the path of your config"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot read the file: {exc}") from None
-    return parse_config(text, source=source, min_poll_interval=floor)
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a directory; pass --config with a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the file: {exc.strerror or exc}") from None
+    except ConfigYAMLError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return parse_config(text, source=source, min_poll_interval=floor, known_regions=known_regions())
 
 
 def load_config(path: str | Path) -> Config:

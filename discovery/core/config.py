@@ -10,11 +10,10 @@ translated by `discovery.core.teleport_config`, and what it leaves out comes bac
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -27,6 +26,8 @@ from pydantic import (
 )
 
 from discovery.core import teleport_config
+from discovery.core.config_errors import render_errors, yaml_path
+from discovery.core.config_yaml import ConfigYAMLError, load_yaml
 from discovery.core.durations import (
     MAX_POLL_INTERVAL,
     MAX_TIMEOUT,
@@ -40,6 +41,7 @@ from discovery.core.durations import (
     strict_fraction,
     strict_int,
 )
+from discovery.core.regions import unknown_region
 from discovery.core.selector import SelectorPatternError, compile_pattern
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "parse_duration",
     "parse_jitter",
     "parse_listen",
+    "yaml_path",
 ]
 
 SUPPORTED_TYPES = ("rdsproxy",)
@@ -265,6 +268,8 @@ class Config(_Frozen):
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     aws_client: AWSClientConfig = Field(default_factory=AWSClientConfig)
+    # A region botocore does not know yet is refused unless this is true (see core/regions.py).
+    allow_unknown_regions: bool = False
 
     @field_validator("discovery_group")
     @classmethod
@@ -309,29 +314,6 @@ class Config(_Frozen):
         return matchers
 
 
-def yaml_path(loc: Sequence[int | str]) -> str:
-    """pydantic's error location → the YAML path a user reads: `aws[0].external_id`."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.startswith("function-") or part in {"str", "list[str]"}:
-            continue  # pydantic's internal union/validator markers are not config keys
-        else:
-            out += f".{part}" if out else part
-    return out or "(top level)"
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    msg = str(error["msg"])
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        return "is not a known setting (check its spelling and indentation)"
-    return msg.removeprefix("Value error, ")
-
-
 @dataclass(frozen=True, kw_only=True)
 class LoadedConfig:
     """A validated config, what was ignored while reading it, and which format it was in."""
@@ -348,33 +330,58 @@ def config_from_mapping(
 
 
 def loaded_from_mapping(
-    data: object, *, source: str = "config", min_poll_interval: float = MIN_POLL_INTERVAL
+    data: object,
+    *,
+    source: str = "config",
+    min_poll_interval: float = MIN_POLL_INTERVAL,
+    known_regions: Collection[str] | None = None,
 ) -> LoadedConfig:
     """Our config or a teleport.yaml (told apart by its top-level keys), validated.
 
     `min_poll_interval` is the shortest `poll_interval` accepted: the product's 10s unless a
     test lowers it (`discovery.wiring` reads DISCOVERY_MIN_POLL_INTERVAL); a file cannot.
+    `known_regions`: the AWS region names a region must be one of (botocore's, passed in by
+    `discovery.wiring`) unless the config sets `allow_unknown_regions`; None: not checked.
     """
     context = {"min_poll_interval": min_poll_interval}
     if data is None:
         raise ConfigError(
-            f"{source}: the file is empty; at least discovery_group and aws are needed"
+            f"{source}: the file is empty (or only comments); "
+            "at least discovery_group and aws are needed, see config.example.yaml"
         )
     if not isinstance(data, Mapping):
         raise ConfigError(
-            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+            f"{source}: the top level must be a mapping of settings "
+            f"(discovery_group: ..., aws: ...), not {_kind_of(data)}"
         )
     if not teleport_config.is_teleport_config(data):
-        return LoadedConfig(config=_validate(data, source=source, context=context))
+        config = _validate(data, source=source, context=context, known_regions=known_regions)
+        return LoadedConfig(config=config)
     source = f"{source} (teleport.yaml)"
     try:
         translated = teleport_config.translate(data)
     except teleport_config.TeleportConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     config = _validate(
-        translated.mapping, source=source, context=context, where=translated.original_loc
+        translated.mapping,
+        source=source,
+        context=context,
+        where=translated.original_loc,
+        known_regions=known_regions,
     )
     return LoadedConfig(config=config, warnings=translated.warnings, teleport=True)
+
+
+def _kind_of(data: object) -> str:
+    if isinstance(data, list):
+        return "a list"
+    if isinstance(data, str):
+        return f"the text {data[:40]!r}"
+    if isinstance(data, bool):
+        return f"the boolean {str(data).lower()}"
+    if isinstance(data, int | float):
+        return f"the number {data!r}"
+    return f"a {type(data).__name__}"
 
 
 def _same_loc(loc: Sequence[int | str]) -> Sequence[int | str]:
@@ -387,36 +394,38 @@ def _validate(
     source: str,
     context: Mapping[str, float],
     where: Callable[[Sequence[int | str]], Sequence[int | str]] = _same_loc,
+    known_regions: Collection[str] | None = None,
 ) -> Config:
     try:
-        return Config.model_validate(data, context=dict(context))
+        config = Config.model_validate(data, context=dict(context))
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ConfigError(
-            f"{source}: {yaml_path(where(first['loc']))}: {_describe(first)}{more}"
+            render_errors(exc.errors(), source=source, model=Config, where=where)
         ) from None
+    if known_regions is not None and not config.allow_unknown_regions:
+        problem = unknown_region(config.aws, known_regions)
+        if problem is not None:
+            raise ConfigError(f"{source}: {yaml_path(where(problem.loc))}: {problem.message}")
+    return config
 
 
 def parse_config(
-    text: str, *, source: str, min_poll_interval: float = MIN_POLL_INTERVAL
+    text: str,
+    *,
+    source: str,
+    min_poll_interval: float = MIN_POLL_INTERVAL,
+    known_regions: Collection[str] | None = None,
 ) -> LoadedConfig:
     """A config file's text (ours or a teleport.yaml) → the validated config and its warnings.
 
     `source` names the file in every error. Reading the file is the caller's (see
-    `discovery.wiring.read_config`): this stays pure.
+    `discovery.wiring.read_config`): this stays pure. A key repeated in a mapping is an error
+    (see `discovery.core.config_yaml`).
     """
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{source}: broken YAML{where}: {problem}") from None
-    except RecursionError:
-        # PyYAML composes nested collections recursively: a few hundred levels exhaust it.
-        raise ConfigError(f"{source}: broken YAML: nested too deeply") from None
-    return loaded_from_mapping(data, source=source, min_poll_interval=min_poll_interval)
+        data = load_yaml(text)
+    except ConfigYAMLError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return loaded_from_mapping(
+        data, source=source, min_poll_interval=min_poll_interval, known_regions=known_regions
+    )
