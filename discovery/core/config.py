@@ -41,7 +41,7 @@ from discovery.core.durations import (
     strict_fraction,
     strict_int,
 )
-from discovery.core.regions import unknown_region
+from discovery.core.regions import OPT_OUT, unknown_region
 from discovery.core.selector import SelectorPatternError, compile_pattern
 
 __all__ = [
@@ -384,6 +384,12 @@ def _kind_of(data: object) -> str:
     return f"a {type(data).__name__}"
 
 
+# teleport.yaml has no such setting: the way out is our own config format.
+TELEPORT_REGION_OPT_OUT = (
+    "write a discovery.yaml with allow_unknown_regions: true (teleport.yaml has no such setting)"
+)
+
+
 def _same_loc(loc: Sequence[int | str]) -> Sequence[int | str]:
     return loc
 
@@ -403,7 +409,8 @@ def _validate(
             render_errors(exc.errors(), source=source, model=Config, where=where)
         ) from None
     if known_regions is not None and not config.allow_unknown_regions:
-        problem = unknown_region(config.aws, known_regions)
+        opt_out = TELEPORT_REGION_OPT_OUT if where is not _same_loc else OPT_OUT
+        problem = unknown_region(config.aws, known_regions, opt_out=opt_out)
         if problem is not None:
             raise ConfigError(f"{source}: {yaml_path(where(problem.loc))}: {problem.message}")
     return config

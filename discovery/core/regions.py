@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["RegionProblem", "closest_regions", "unknown_region"]
+__all__ = ["OPT_OUT", "RegionProblem", "closest_regions", "unknown_region"]
 
 ALL_REGIONS = "*"
 
@@ -34,8 +34,14 @@ def closest_regions(region: str, known: Collection[str], *, n: int = 3) -> list[
     return difflib.get_close_matches(region, sorted(known), n=n, cutoff=0.5)
 
 
-def unknown_region(matchers: Sequence[_HasRegions], known: Collection[str]) -> RegionProblem | None:
-    """The first configured region not in `known`, with the closest names; None if all are."""
+OPT_OUT = "set allow_unknown_regions: true"
+
+
+def unknown_region(
+    matchers: Sequence[_HasRegions], known: Collection[str], *, opt_out: str = OPT_OUT
+) -> RegionProblem | None:
+    """The first configured region not in `known`, with the closest names; None if all are.
+    `opt_out` is how this config format lets a newer region through."""
     for index, matcher in enumerate(matchers):
         for position, region in enumerate(matcher.regions):
             if region == ALL_REGIONS or region in known:
@@ -46,7 +52,7 @@ def unknown_region(matchers: Sequence[_HasRegions], known: Collection[str]) -> R
                 loc=("aws", index, "regions", position),
                 message=(
                     f"{region!r} is not an AWS region this build knows; {hint}"
-                    "(a region newer than this build: set allow_unknown_regions: true)"
+                    f"if it is a region newer than this build, {opt_out}"
                 ),
             )
     return None
