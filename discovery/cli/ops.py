@@ -15,8 +15,11 @@ __all__ = ["cmd_demo", "cmd_doctor", "cmd_emulator", "cmd_iam_bootstrap", "cmd_p
 def cmd_print_iam(args: argparse.Namespace) -> int:
     import json
 
-    from discovery.ops.iam import iam_plan, render_text
+    from discovery.ops.iam import iam_plan, principal_problem, render_text
 
+    problem = principal_problem(args.principal)
+    if problem:
+        raise UsageError(f"--principal: {problem}")
     plan = iam_plan(load_config(args.config), principal=args.principal)
     if args.output == "json":
         print(json.dumps(plan.to_dict(), indent=2))

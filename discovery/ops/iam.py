@@ -10,6 +10,7 @@ that names the service's identity and, when an external id is set, requires it
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,6 +21,24 @@ POLICY_VERSION = "2012-10-17"
 DEFAULT_POLICY_NAME = "rdsproxy-discovery"
 # What `print-iam` writes when the caller did not say who the service runs as.
 PRINCIPAL_PLACEHOLDER = "arn:aws:iam::ACCOUNT_ID:role/DISCOVERY_SERVICE_ROLE"
+# What a trust policy's "AWS" principal may name: a role or user ARN, an account's root ARN,
+# or a bare 12-digit account ID (IAM's own forms; a typo would otherwise be printed and only
+# fail when the policy is saved).
+PRINCIPAL_RE = re.compile(
+    r"^(?:\d{12}|arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:root|(?:role|user)/[\w+=,.@/-]{1,512}))$"
+)
+
+
+def principal_problem(principal: str) -> str:
+    """Why `principal` cannot name the service in a trust policy, or "" when it can."""
+    if principal == PRINCIPAL_PLACEHOLDER or PRINCIPAL_RE.match(principal):
+        return ""
+    return (
+        f"{principal!r} is not an IAM principal ARN; pass the role or user the service runs "
+        "as, e.g. arn:aws:iam::123456789012:role/discovery (or arn:aws:iam::123456789012:root)"
+    )
+
+
 READ_ACTIONS = (
     "rds:DescribeDBProxies",
     "rds:DescribeDBProxyEndpoints",
