@@ -233,7 +233,7 @@ async def scan(
         registry = open_registry(config, config_path, leadership=lock, before_commit=before_commit)
         try:
             async with open_source(config) as source:
-                return await run_cycle(
+                report = await run_cycle(
                     config=config,
                     source=source,
                     registry=registry,
@@ -244,9 +244,34 @@ async def scan(
                 )
         finally:
             await registry.close()
+        _log_scopes_debug(report)
+        return report
     finally:
         if lock is not None:
             await lock.release()
+
+
+def _log_scopes_debug(report: CycleReport) -> None:
+    """`--log-level debug`: what each scope gave (the report shows only the failed ones)."""
+    for result in report.scopes:
+        where = f"{result.account_id or '?'}/{result.scope.region}"
+        if result.ok:
+            log.debug(
+                "scope %s: %d resource(s), %d skipped",
+                where,
+                len(result.resources),
+                len(result.skipped),
+            )
+        else:
+            log.debug("scope %s failed: %s", where, result.error)
+    log.debug(
+        "plan: %d create, %d update, %d delete, %d withheld; applied: %s",
+        len(report.plan.create),
+        len(report.plan.update),
+        len(report.plan.delete),
+        len(report.plan.withheld),
+        report.applied,
+    )
 
 
 async def adopt_group(

@@ -25,6 +25,7 @@ from discovery.cli.run import cmd_run
 from discovery.cli.scan import cmd_scan, cmd_validate
 from discovery.core.config import ConfigError
 from discovery.ops.iam import DEFAULT_POLICY_NAME, PRINCIPAL_PLACEHOLDER
+from discovery.output.logs import configure_logging
 from discovery.registry.base import RegistryConflict, RegistryError
 from discovery.registry.open import BeforeCommit, RegistrySpecError
 
@@ -37,12 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep a registry of Teleport db resources in step with AWS RDS Proxies.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--log-level",
-        default=None,
-        choices=["debug", "info", "warning", "error"],
-        help="default: info for run, warning for the other commands",
-    )
+    _add_log_level(parser, default=None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(p: argparse.ArgumentParser) -> None:
@@ -161,7 +157,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="offline demo against the bundled emulator and sample fleet")
     p.add_argument("--workdir", default=None, help="keep the demo's files here (default: temp)")
     p.set_defaults(func=cmd_demo)
+    _log_level_after_every_command(parser)
     return parser
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _add_log_level(parser: argparse.ArgumentParser, *, default: object) -> None:
+    parser.add_argument(
+        "--log-level",
+        default=default,
+        choices=LOG_LEVELS,
+        help="default: info for run, warning for the other commands",
+    )
+
+
+def _log_level_after_every_command(parser: argparse.ArgumentParser) -> None:
+    """`--log-level` after any (sub)command too, as before it: `discovery scan --log-level
+    debug`. SUPPRESS as the subcommand's default, so it never overwrites the one given first."""
+    seen: set[int] = set()
+    for action in parser._actions:  # argparse has no public walk over its subparsers
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for name, child in action.choices.items():
+            if id(child) in seen or name == "emulator":  # the emulator parses its own argv
+                continue
+            seen.add(id(child))
+            _add_log_level(child, default=argparse.SUPPRESS)
+            _log_level_after_every_command(child)
 
 
 def main(argv: Sequence[str] | None = None, *, before_commit: BeforeCommit | None = None) -> int:
@@ -185,13 +209,10 @@ def main(argv: Sequence[str] | None = None, *, before_commit: BeforeCommit | Non
     # A daemon's log is its activity record (one line per cycle); a one-shot command prints
     # its result on stdout and keeps stderr for problems.
     args.log_level = args.log_level or ("info" if args.command == "run" else "warning")
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("aiobotocore").setLevel(logging.WARNING)
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    # Every command logs in the daemon's format (`run` sets it up again with --log-format and
+    # the config's external ids to redact). botocore stays at WARNING even with debug: its
+    # debug lines are every request's headers and body.
+    configure_logging(level=args.log_level, stream=sys.stderr)
     # A failed refresh of assumed-role credentials is logged there with a full traceback, on
     # every call of every cycle; the scope's own failure line already names the error and fix.
     logging.getLogger("aiobotocore.credentials").setLevel(logging.ERROR)
