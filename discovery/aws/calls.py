@@ -19,6 +19,7 @@ from botocore.exceptions import (
     ClientError,
     EndpointConnectionError,
     NoCredentialsError,
+    ProfileNotFound,
 )
 from botocore.parsers import ResponseParserError
 
@@ -32,6 +33,7 @@ class ErrorKind(StrEnum):
     THROTTLED = "throttled"
     CREDENTIALS_REJECTED = "credentials-rejected"
     NO_CREDENTIALS = "no-credentials"
+    NO_PROFILE = "no-profile"
     UNREACHABLE = "unreachable"
     MALFORMED = "malformed"
     ERROR = "error"
@@ -221,6 +223,8 @@ def library_error_kind(exc: BaseException) -> ErrorKind:
     """What a failure that is not an AWS answer (no error code) means."""
     if isinstance(exc, EndpointConnectionError):
         return ErrorKind.UNREACHABLE
+    if isinstance(exc, ProfileNotFound):  # AWS_PROFILE names a profile no file has
+        return ErrorKind.NO_PROFILE
     # botocore's credential-chain errors (partial keys, a failing credential_process, SSO)
     # share no base class beyond BotoCoreError; their messages all name the credentials.
     if isinstance(exc, BotoCoreError) and "credential" in str(exc).lower():

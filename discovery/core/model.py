@@ -219,6 +219,9 @@ class ScopeResult:
     error: str = ""
     resources: tuple[Resource, ...] = ()
     skipped: tuple[Skipped, ...] = ()
+    # What the failure means (`discovery.aws.calls.ErrorKind`'s value), "" when ok; lets
+    # `discovery.core.outage` tell one failure shared by every scope from N separate ones.
+    error_kind: str = ""
 
 
 # --- Labels that decide ownership (DESIGN §4, §6) -----------------------------------------

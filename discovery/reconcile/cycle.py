@@ -31,7 +31,9 @@ async def fetch_scope(source: ProxySource, scope: Scope) -> ScopeResult:
         fetched = await source.fetch(scope)
     except FetchError as exc:
         account = exc.account_id or scope.role_account_id
-        return ScopeResult(scope=scope, ok=False, account_id=account, error=str(exc))
+        return ScopeResult(
+            scope=scope, ok=False, account_id=account, error=str(exc), error_kind=exc.kind.value
+        )
     converted = convert_proxies(fetched.proxies, scope.matching)
     for warning in converted.warnings:
         log.warning("%s/%s: %s", fetched.account_id or "?", scope.region, warning)
