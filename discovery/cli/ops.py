@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from discovery.cli.common import EXIT_OK, EXIT_RUNTIME, UsageError
@@ -77,7 +78,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.tcp_timeout <= 0:
         raise UsageError("--tcp-timeout must be greater than zero")
     settings = DoctorSettings(
-        tcp=not args.no_tcp, tcp_timeout=args.tcp_timeout, config_hint=str(args.config)
+        tcp=not args.no_tcp,
+        tcp_timeout=args.tcp_timeout,
+        config_hint=str(args.config),
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL", "").strip(),
     )
 
     def show(check: Check) -> None:

@@ -42,6 +42,9 @@ class DoctorSettings:
     read_timeout: float | None = None
     role_session_name: str = "rdsproxy-discovery-doctor"
     config_hint: str = "discovery.yaml"  # for the `discovery print-iam --config ...` hints
+    # AWS_ENDPOINT_URL when set (the CLI reads it): endpoints of an emulator are not probed
+    # unless their host resolves here without DNS (see `checks_endpoints.check_tcp`).
+    endpoint_url: str = ""
 
     def aws_settings(self, config: Config) -> AWSSettings:
         settings = AWSSettings.from_config(config.aws_client)
@@ -102,6 +105,7 @@ async def run_doctor(
                 enabled=settings.tcp,
                 timeout=settings.tcp_timeout,
                 concurrency=settings.tcp_concurrency,
+                emulator=settings.endpoint_url,
             )
         )
     return tuple(checks)
