@@ -143,6 +143,7 @@ class CycleRunner:
                 registry=registry,
                 scopes=scopes,
                 on_scope=on_scope,
+                cycle_id=cycle.id,
             )
         except asyncio.CancelledError:
             cycle.abortable = False

@@ -41,10 +41,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from discovery.core.journal import JournalEntry, journal_entry
 from discovery.core.model import Resource, StoredResource
+from discovery.registry import sqlite_journal
 from discovery.registry.base import Changes, RegistryConflict, RegistryError
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "LockLost", "SQLiteRegistry"]
@@ -76,6 +79,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    sqlite_journal.MIGRATION,  # 1 -> 2: the apply journal
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -149,6 +153,19 @@ class SQLiteRegistry:
         if not changes:
             return
         await self._run(lambda conn: self._apply(conn, changes))
+
+    async def history(
+        self,
+        *,
+        discovery_group: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        return await self._run(
+            lambda conn: sqlite_journal.read_entries(
+                conn, self._path, discovery_group=discovery_group, since=since, limit=limit
+            )
+        )
 
     async def close(self) -> None:
         # Connections live only for one call, so there is nothing to release; refusing later
@@ -322,6 +339,9 @@ class SQLiteRegistry:
                 if deleted.rowcount != 1:
                     raise _moved(stored, "delete", self._path)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (revision,))
+            entry = journal_entry(changes)
+            if entry is not None:  # same transaction: a rolled-back apply leaves no row
+                sqlite_journal.write_entry(conn, entry)
             if self._before_commit is not None:  # a seam for tests, see __init__
                 self._before_commit()
             if self._fence is not None and not self._fence():
