@@ -20,10 +20,12 @@ from discovery.registry.base import RegistryError
 
 __all__ = ["MIGRATION", "read_entries", "write_entry"]
 
+# An identity column, not bigserial: a service role with only SELECT, INSERT, UPDATE, DELETE on
+# the tables (README, PostgreSQL) can insert without a grant on the column's sequence.
 MIGRATION: tuple[str, ...] = (
     """
     CREATE TABLE IF NOT EXISTS discovery_journal (
-        id              bigserial PRIMARY KEY,
+        id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         cycle_id        text NOT NULL,
         discovery_group text COLLATE "C" NOT NULL,
         applied_at      timestamptz NOT NULL,
