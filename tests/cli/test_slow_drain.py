@@ -5,8 +5,12 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
+from discovery.core.config import DEFAULT_DSN_ENV
 from tests.cli.conftest import ACCOUNT_A, ROLE_A, Harness, base_config, proxy
 
 EXIT_OK, EXIT_RUNTIME, EXIT_WITHHELD = 0, 1, 4
@@ -29,16 +33,32 @@ def resource_name(i: int) -> str:
     return f"p{i:02d}-rdsproxy-{EAST}-{ACCOUNT_A}"
 
 
-def east_of_a(**safety: Any) -> dict[str, Any]:
+def east_of_a(registry: dict[str, Any] | None = None, **safety: Any) -> dict[str, Any]:
     matcher = {"types": ["rdsproxy"], "regions": [EAST], "assume_role_arn": ROLE_A}
     config = base_config(aws=[matcher])
+    if registry is not None:
+        config["registry"] = registry
     if safety:
         config["safety"] = safety
     return config
 
 
-def test_a_slow_drain_trips_the_guard_on_its_second_step(harness: Harness) -> None:
-    config = harness.write_config(east_of_a())
+@pytest.fixture(params=["sqlite", "postgres"])
+def registry(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The config's `registry` section: the SQLite default, or a fresh PostgreSQL schema whose
+    DSN the CLI subprocesses inherit through $DISCOVERY_REGISTRY_DSN."""
+    if request.param == "sqlite":
+        yield None
+        return
+    from tests.registry.postgres_support import fresh_schema
+
+    with fresh_schema() as dsn:
+        monkeypatch.setenv(DEFAULT_DSN_ENV, dsn)
+        yield {"backend": "postgres"}
+
+
+def test_a_slow_drain_trips_the_guard_on_its_second_step(harness: Harness, registry: Any) -> None:
+    config = harness.write_config(east_of_a(registry))
     fleet_of(harness, 40)
     assert harness.scan(config).code == EXIT_OK
     assert len(harness.registry(config)) == 40
