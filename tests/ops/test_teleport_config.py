@@ -257,7 +257,9 @@ def test_validate_accepts_a_teleport_yaml_and_prints_what_it_ignored(tmp_path: P
 
 def test_validate_rejects_a_bad_teleport_yaml_with_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "teleport.yaml"
-    path.write_text(TELEPORT_YAML.replace('regions: ["ap-southeast-2"]', 'regions: ["*"]'))
+    # ["*"] alone means every enabled region; mixed with named regions it is an error.
+    bad = 'regions: ["ap-southeast-2", "*"]'
+    path.write_text(TELEPORT_YAML.replace('regions: ["ap-southeast-2"]', bad))
     result = run_cli("validate", "--config", str(path), cwd=tmp_path)
     assert result.returncode == 2
     assert "discovery_service.aws[2].regions" in result.stderr
