@@ -33,6 +33,7 @@ from discovery.core.durations import (
 from discovery.core.model import Scope
 from discovery.core.summary import CycleReport
 from discovery.reconcile.cycle import ScopeObserver, run_cycle
+from discovery.registry.account_state import AccountStateFile
 from discovery.registry.base import Registry, RegistryError
 from discovery.registry.leader import AlwaysLeader, Leadership
 from discovery.registry.open import (
@@ -44,6 +45,7 @@ from discovery.registry.open import (
 from discovery.registry.sqlite_leader import RegistryLocked, SQLiteLeaderLock
 
 __all__ = [
+    "account_state",
     "adopt_group",
     "load_config",
     "open_backend",
@@ -163,6 +165,18 @@ def open_backend(
     return registry, leadership
 
 
+def account_state(config: Config, config_path: Path) -> AccountStateFile:
+    """Where "first seen gone" per organization account is kept: `organization.state_path`
+    (relative: to the config's folder), else next to the SQLite file, else next to the config."""
+    if config.organization.state_path:
+        path = Path(config.organization.state_path)
+        return AccountStateFile(path if path.is_absolute() else config_path.parent / path)
+    if config.registry.backend == "sqlite":
+        db = configured_sqlite_path(config, config_path)
+        return AccountStateFile(db.with_name(db.name + ".accounts.json"))
+    return AccountStateFile(config_path.parent / "discovery-accounts.json")
+
+
 def _no_call_observer(operation: str, outcome: str, retries: int) -> None:
     return None
 
@@ -227,6 +241,8 @@ async def scan(
                     force=force,
                     scopes=scopes,
                     on_scope=on_scope,
+                    lister=source.inventory,
+                    gone_state=account_state(config, config_path),
                 )
         finally:
             await registry.close()
