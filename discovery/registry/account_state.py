@@ -30,14 +30,14 @@ class AccountStateFile:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            log.warning("%s: unreadable (%s); every gone-account clock starts again", self.path, exc)
+            log.warning(
+                "%s: unreadable (%s); every gone-account clock starts again", self.path, exc
+            )
             return {}
         gone = doc.get("first_seen_gone") if isinstance(doc, dict) else None
         if not isinstance(gone, dict):
             return {}
-        return {
-            str(k): float(v) for k, v in gone.items() if isinstance(v, int | float) and str(k)
-        }
+        return {str(k): float(v) for k, v in gone.items() if isinstance(v, int | float) and str(k)}
 
     def save(self, gone: Mapping[str, float]) -> None:
         """Write atomically (temp file + rename), so a crash leaves the old or the new file."""

@@ -245,10 +245,10 @@ def test_a_failed_organization_listing_changes_nothing(org: Harness) -> None:
     assert len(failed) == 1 and failed[0]["region"] == "*"
     assert "organizations:ListAccountsForParent" in failed[0]["error"]
     assert doc["plan"]["delete"] == [] and doc["plan"]["create"] == []
-    assert {w["name"] for w in doc["withheld"]} >= {
-        resource_name("a-1", "us-east-1", A),
-        resource_name("a-2", "us-east-1", A),
-    }
+    held = {w["name"]: w for w in doc["withheld"]}
+    for gone in (resource_name("a-1", "us-east-1", A), resource_name("a-2", "us-east-1", A)):
+        # Frozen by the failed listing (not merely caught by the delete guard).
+        assert "could not be listed" in held[gone]["reason"], held[gone]
     assert org.registry(config) == before
     assert "Traceback" not in result.stderr
 
@@ -264,6 +264,8 @@ def test_the_wrong_organization_id_changes_nothing(org: Harness) -> None:
     assert result.code == EXIT_SCOPES_FAILED, result.stderr
     error = next(s["error"] for s in result.json()["scopes"] if s["status"] == "failed")
     assert "organization.id is o-otherorg0001" in error and ORG_ID in error
+    reasons = {w["reason"] for w in result.json()["withheld"]}
+    assert reasons and all("could not be listed" in r for r in reasons), reasons
     assert org.registry(config) == before
 
 
