@@ -33,7 +33,7 @@ from discovery.core.durations import (
 from discovery.core.model import Scope
 from discovery.core.summary import CycleReport
 from discovery.reconcile.cycle import ScopeObserver, run_cycle
-from discovery.registry.account_state import AccountStateFile
+from discovery.registry.account_state import AccountStateFile, account_state_for
 from discovery.registry.base import Registry, RegistryError
 from discovery.registry.leader import AlwaysLeader, Leadership
 from discovery.registry.open import (
@@ -166,15 +166,8 @@ def open_backend(
 
 
 def account_state(config: Config, config_path: Path) -> AccountStateFile:
-    """Where "first seen gone" per organization account is kept: `organization.state_path`
-    (relative: to the config's folder), else next to the SQLite file, else next to the config."""
-    if config.organization.state_path:
-        path = Path(config.organization.state_path)
-        return AccountStateFile(path if path.is_absolute() else config_path.parent / path)
-    if config.registry.backend == "sqlite":
-        db = configured_sqlite_path(config, config_path)
-        return AccountStateFile(db.with_name(db.name + ".accounts.json"))
-    return AccountStateFile(config_path.parent / "discovery-accounts.json")
+    """The "first seen gone" state file of `config` (see `registry.account_state`)."""
+    return account_state_for(config, config_path)
 
 
 def _no_call_observer(operation: str, outcome: str, retries: int) -> None:

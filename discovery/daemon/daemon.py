@@ -30,6 +30,8 @@ from discovery.daemon.scheduler import CycleJob
 from discovery.daemon.status import CycleBook, StatusCache, StatusView, iso, readiness
 from discovery.output.logs import Redactor, cycle_context
 from discovery.output.metrics import Metrics
+from discovery.reconcile.cycle import AccountLister
+from discovery.registry.account_state import account_state_for
 from discovery.registry.base import Registry
 from discovery.registry.leader import AlwaysLeader, Leadership
 
@@ -56,6 +58,7 @@ class Daemon:
         listen_fixed: bool = False,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        lister: AccountLister | None = None,
     ) -> None:
         # The caller's redactor is already seeded with this config's external ids (reloads add
         # theirs).
@@ -80,7 +83,12 @@ class Daemon:
         self._election = Election(
             leadership=backend.leadership, config=lambda: self.config, events=self, clock=clock
         )
-        self._runner = CycleRunner(source=source, clock=clock)
+        self._runner = CycleRunner(
+            source=source,
+            clock=clock,
+            lister=lister,
+            gone_state=lambda cfg: account_state_for(cfg, config_path),
+        )
         self._job = CycleJob(run=self._run, on_skipped=self._skipped, monotonic=monotonic)
         self._book = CycleBook()
         self._status = StatusCache()

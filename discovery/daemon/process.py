@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Protocol
 
 from discovery import __version__
-from discovery.aws.rds_proxy import ProxySource
+from discovery.aws.rds_proxy import AWSSource, ProxySource
 from discovery.core.config import Config
 from discovery.core.scopes import expand_scopes
 from discovery.daemon.backend import BackendOpener
@@ -109,6 +109,7 @@ async def run_daemon(
             metrics=metrics,
             redactor=redactor,
             listen_fixed=listen_fixed,
+            lister=source.inventory if isinstance(source, AWSSource) else None,
         )
         try:
             cap = config.server.max_connections

@@ -16,6 +16,9 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from discovery.core.config import Config
+from discovery.registry.open import configured_sqlite_path
+
 log = logging.getLogger(__name__)
 VERSION = 1
 
@@ -53,3 +56,15 @@ class AccountStateFile:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def account_state_for(config: Config, config_path: Path) -> AccountStateFile:
+    """Where "first seen gone" per organization account is kept: `organization.state_path`
+    (relative: to the config's folder), else next to the SQLite file, else next to the config."""
+    if config.organization.state_path:
+        path = Path(config.organization.state_path)
+        return AccountStateFile(path if path.is_absolute() else config_path.parent / path)
+    if config.registry.backend == "sqlite":
+        db = configured_sqlite_path(config, config_path)
+        return AccountStateFile(db.with_name(db.name + ".accounts.json"))
+    return AccountStateFile(config_path.parent / "discovery-accounts.json")
