@@ -194,7 +194,8 @@ class Matcher(_Frozen):
         return self.organization is not None or self.all_regions
 
 
-Duration = Annotated[float, BeforeValidator(bounded_duration(low=60.0, high=30 * 24 * HOUR))]
+TTL = Annotated[float, BeforeValidator(bounded_duration(low=1.0, high=30 * 24 * HOUR))]
+Grace = Annotated[float, BeforeValidator(bounded_duration(low=60.0, high=30 * 24 * HOUR))]
 
 
 class OrganizationSettings(_Frozen):
@@ -202,9 +203,9 @@ class OrganizationSettings(_Frozen):
     must be gone before its resources may be deleted."""
 
     # A listing is reused this long; then refreshed at the start of the next cycle.
-    cache_ttl: Duration = HOUR
+    cache_ttl: TTL = HOUR
     # An account missing from a complete listing (or SUSPENDED) keeps its resources this long.
-    gone_grace: Duration = 24 * HOUR
+    gone_grace: Grace = 24 * HOUR
     # Where "first seen gone" per account is kept between runs (relative: to the config file).
     # Empty: next to the SQLite registry file, or `discovery-accounts.json` for PostgreSQL.
     state_path: str = ""
