@@ -29,8 +29,8 @@ from discovery.core.scopes import matcher_roles
 T = TypeVar("T")
 ALL_REGIONS_SCOPE = "*"
 ROLE_MISSING_HINT = (
-    "is the role deployed in this account (deploy/iam/member-role.yaml, e.g. as a StackSet) "
-    "and does its trust policy allow this identity?"
+    "is the role deployed in this account (deploy/iam/organization-member-role.yaml, e.g. "
+    "as a StackSet) and does its trust policy allow this identity?"
 )
 
 
