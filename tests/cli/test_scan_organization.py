@@ -350,3 +350,12 @@ def test_teleport_yaml_organization_spelling(org: Harness) -> None:
     result = org.scan(config, "--dry-run")
     assert result.code == EXIT_OK, result.stderr
     assert {r["metadata"]["name"] for r in result.json()["plan"]["create"]} == EXPECTED
+
+
+def test_validate_says_which_matchers_expand_from_listings(org: Harness) -> None:
+    config = org.write_config(org_config())
+    result = org.run("validate", config=config)
+    assert result.code == EXIT_OK, result.stderr
+    assert "1 matcher(s), 0 scope(s) (+ 1 matcher(s) whose accounts or regions AWS lists" in (
+        result.stdout
+    )
