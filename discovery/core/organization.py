@@ -159,12 +159,22 @@ def listing_freezes(
             )
     roles: list[RoleFreeze] = []
     next_gone: dict[str, float] = {}
+    # Accounts scanned through a role name this cycle, by any matcher: an organization's ACTIVE
+    # accounts, and the account of an explicit assume_role_arn with the same role name.
+    scanned: dict[str, set[str]] = {}
+    for index, matcher in enumerate(config.aws):
+        if matcher.organization is not None:
+            found = listings.accounts.get(index, AccountListing(complete=False))
+            scanned.setdefault(matcher.assume_role_name, set()).update(found.active)
+        elif matcher.assume_role_arn:
+            name = matcher.assume_role_arn.rsplit("/", 1)[-1]
+            scanned.setdefault(name, set()).add(matcher.role_account_id)
     for index, matcher in enumerate(config.aws):
         if matcher.organization is None:
             continue
         name = matcher.assume_role_name
         listing = listings.accounts.get(index, AccountListing(complete=False))
-        active = set(listing.active)
+        active = scanned.get(name, set())
         status = {a.id: a.status for a in listing.accounts}
         held = {r.aws.account_id for r in owned if role_name_of(r) == name} - active
         reasons: dict[str, str] = {}

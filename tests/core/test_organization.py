@@ -207,3 +207,30 @@ def test_a_failed_region_listing_freezes_the_whole_account() -> None:
     assert "ListRegions failed" in found.accounts[B]
     _, held = plan_deletes(found)
     assert "its regions could not be listed" in held["b"]
+
+
+def test_an_account_scanned_through_an_explicit_role_of_the_same_name_is_not_frozen() -> None:
+    cfg = config_from_mapping(
+        {
+            "discovery_group": GROUP,
+            "aws": [
+                {
+                    "types": ["rdsproxy"],
+                    "regions": ["us-east-1"],
+                    "organization": {"id": ORG},
+                    "assume_role_name": "discovery",
+                },
+                {
+                    "types": ["rdsproxy"],
+                    "regions": ["us-east-1"],
+                    "assume_role_arn": f"arn:aws:iam::{B}:role/discovery",
+                },
+            ],
+        }
+    )
+    listings = Listings(accounts={0: AccountListing(complete=True, accounts=(acct(A),))})
+    found = listing_freezes(cfg, listings, current=REGISTRY, gone={}, now=0.0)
+    # B is outside the organization but scanned by matcher 1: its changes are its own.
+    assert set(found.gone) == {C}
+    [role] = found.roles
+    assert role.open == {A, B}
