@@ -121,6 +121,13 @@ class AccountInventory:
             if exc.action == "sts:AssumeRole" and exc.kind is ErrorKind.DENIED:
                 message = f"cannot assume {role}: {message}; {ROLE_MISSING_HINT}"
             return RegionListing(ok=False, error=message)
+        if not found:
+            # Every account has enabled regions: an empty answer is a broken view, not a fleet.
+            return RegionListing(
+                ok=False,
+                error="account:ListRegions listed no enabled region; the account is left "
+                "frozen until it lists some (check the account's region settings)",
+            )
         self._regions[key] = _Cached(at=self._clock(), value=found)
         return RegionListing(ok=True, regions=found)
 

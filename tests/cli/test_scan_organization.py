@@ -326,6 +326,20 @@ def test_a_failed_region_listing_freezes_that_account(org: Harness) -> None:
     assert resource_name("a-new", "eu-west-1", A) in after
 
 
+def test_an_empty_region_listing_freezes_that_account(org: Harness) -> None:
+    config = first_import(org)
+    before = org.registry(config)
+    edit_account(org, B, enabled_regions=[], disabled_regions=[])
+
+    result = org.scan(config)
+
+    assert result.code == EXIT_SCOPES_FAILED, result.stderr
+    failed = [s for s in result.json()["scopes"] if s["status"] == "failed"]
+    assert [(s["account_id"], s["region"]) for s in failed] == [(B, "*")]
+    assert "listed no enabled region" in failed[0]["error"]
+    assert org.registry(config) == before
+
+
 def test_teleport_yaml_organization_spelling(org: Harness) -> None:
     teleport = {
         "version": "v3",
