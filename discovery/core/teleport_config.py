@@ -48,6 +48,7 @@ MATCHER_FIELDS = (
     "external_id",
     "organization",
     "assume_role_name",
+    "assume_role",
 )
 MATCHER_IGNORED_FIELDS = frozenset({"install", "ssm", "kube_app_discovery", "setup_access_for_arn"})
 # `integration` changes where credentials come from: ignoring it silently would scan with the
@@ -208,11 +209,38 @@ def _translate_matcher(
     for field in ("regions", "tags", "assume_role_arn", "external_id", "assume_role_name"):
         if field in raw and raw[field] is not None:
             matcher[field] = raw[field]
+    if raw.get("assume_role") is not None:
+        matcher.update(_translate_assume_role(raw["assume_role"], f"{path}.assume_role"))
     if raw.get("organization") is not None:
         matcher["organization"] = _translate_organization(
             raw["organization"], f"{path}.organization"
         )
     return matcher
+
+
+_ASSUME_ROLE_FIELDS = {
+    "role_arn": "assume_role_arn",
+    "role_name": "assume_role_name",
+    "external_id": "external_id",
+}
+
+
+def _translate_assume_role(raw: object, path: str) -> dict[str, Any]:
+    """Teleport's nested `assume_role: {role_arn, role_name, external_id}` (as in its
+    DiscoveryConfig resource) → our flat fields."""
+    if not isinstance(raw, Mapping):
+        raise TeleportConfigError(path, "expected a mapping with role_arn or role_name")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        ours = _ASSUME_ROLE_FIELDS.get(str(key))
+        if ours is None:
+            raise TeleportConfigError(
+                f"{path}.{key}",
+                "is not a known assume_role setting (role_arn, role_name, external_id)",
+            )
+        if value:
+            out[ours] = value
+    return out
 
 
 def _translate_organization(raw: object, path: str) -> dict[str, Any]:
