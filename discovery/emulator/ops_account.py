@@ -33,6 +33,9 @@ def list_regions(
     size = params.get("MaxResults", 20)
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 50:
         raise ApiError("ValidationException", "MaxResults must be between 1 and 50")
+    org = world.index.fleet.organization
+    if org is not None:
+        size = min(size, org.page_size)  # a small organization page size pages this too
 
     def bad() -> ApiError:
         return ApiError("ValidationException", "The NextToken is not valid")

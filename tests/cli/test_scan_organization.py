@@ -142,10 +142,18 @@ def first_import(harness: Harness) -> Path:
     return config
 
 
+def calls(harness: Harness, operation: str) -> int:
+    return sum(harness.emulator.stats()["by_operation"].get(operation, {}).values())
+
+
 def test_every_active_accounts_enabled_regions_are_registered_exactly(org: Harness) -> None:
     config = org.write_config(org_config())
+    org.emulator.reset_stats()
     result = org.scan(config)
     assert result.code == EXIT_OK, result.stderr
+    # Pages of one item: root (A), prod (B, E), team (C); the excluded sandbox is not walked.
+    assert calls(org, "ListAccountsForParent") == 1 + 2 + 1
+    assert calls(org, "ListRegions") == 2 + 2 + 1  # A: 2 regions, B: 2, C: 1, a page each
     doc = result.json()
     assert {r["metadata"]["name"] for r in doc["plan"]["create"]} == EXPECTED
     scanned = {(s["account_id"], s["region"]) for s in doc["scopes"]}
