@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from discovery.core.config import Config, config_from_mapping
 from discovery.core.model import AWSInfo, Resource, Scope, ScopeResult, StoredResource
@@ -234,3 +236,44 @@ def test_an_account_scanned_through_an_explicit_role_of_the_same_name_is_not_fro
     assert set(found.gone) == {C}
     [role] = found.roles
     assert role.open == {A, B}
+
+
+ACCOUNTS = (A, B, C, D, E)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    statuses=st.dictionaries(
+        st.sampled_from(ACCOUNTS), st.sampled_from(["ACTIVE", "SUSPENDED", "PENDING_CLOSURE"])
+    ),
+    complete=st.booleans(),
+    gone=st.dictionaries(st.sampled_from(ACCOUNTS), st.floats(0, 100 * HOUR)),
+    held=st.lists(st.sampled_from(ACCOUNTS), min_size=1, max_size=8),
+)
+def test_no_unscanned_account_loses_a_resource_before_its_grace(
+    statuses: dict[str, str], complete: bool, gone: dict[str, float], held: list[str]
+) -> None:
+    """Whatever the listing says, a resource of an account that was not scanned is only ever
+    deleted when a complete listing shows it gone for the whole grace period."""
+    now = 100 * HOUR
+    current = [res(f"r{i}", account) for i, account in enumerate(held)]
+    listing = AccountListing(
+        complete=complete, accounts=tuple(acct(a, s) for a, s in sorted(statuses.items()))
+    )
+    found = listing_freezes(
+        config(regions=["us-east-1"]),
+        Listings(accounts={0: listing}),
+        current=current,
+        gone=gone,
+        now=now,
+    )
+    plan = make_plan(scopes=[], current=current, discovery_group=GROUP, force=True, listed=found)
+    for stored in plan.delete:
+        account = stored.resource.aws.account_id
+        if statuses.get(account) == "ACTIVE":
+            continue  # scanned: its deletes follow its own scopes' answers
+        assert complete and account in gone and now - gone[account] >= 24 * HOUR
+    # The clock only starts on a complete listing, and never moves later.
+    for account, since in found.gone.items():
+        assert since <= now and (account in gone or complete)
+        assert since == gone.get(account, since)
