@@ -150,14 +150,27 @@ def listing_freezes(
     grace = config.organization.gone_grace
     owned = [s.resource for s in current if is_owned(s.resource, config.discovery_group)]
     accounts: dict[str, str] = {}
-    for (index, account), regions in listings.regions.items():
-        if not regions.ok and account:
-            accounts.setdefault(
-                account,
-                f"account {account}: its regions could not be listed (aws[{index}], "
-                f'regions: ["*"]): {regions.error}',
-            )
     roles: list[RoleFreeze] = []
+    for index, matcher in enumerate(config.aws):
+        if not matcher.all_regions:
+            continue
+        if matcher.organization is None:
+            covered = [matcher.role_account_id]
+        else:
+            covered = list(listings.accounts.get(index, AccountListing(complete=False)).active)
+        for account in covered:
+            regions = listings.regions.get((index, account))
+            if regions is not None and regions.ok:
+                continue
+            why = regions.error if regions is not None else "not listed"
+            reason = (
+                f"account {account or '(base credentials)'}: its regions could not be listed "
+                f'(aws[{index}], regions: ["*"]): {why}'
+            )
+            if account:
+                accounts.setdefault(account, reason)
+            else:  # the account is unknown: freeze what the base credentials registered
+                roles.append(RoleFreeze(role="", open=frozenset(), reasons={}, reason=reason))
     next_gone: dict[str, float] = {}
     # Accounts scanned through a role name this cycle, by any matcher: an organization's ACTIVE
     # accounts, and the account of an explicit assume_role_arn with the same role name.

@@ -143,7 +143,8 @@ REGISTRY = [res("a", A), res("b", B), res("c", C), res("other-role", D, role="ad
 
 
 def freezes(listing: AccountListing, gone: Mapping[str, float], now: float = 100 * HOUR) -> Any:
-    listings = Listings(accounts={0: listing})
+    scanned = {(0, a): RegionListing(ok=True, regions=("us-east-1",)) for a in listing.active}
+    listings = Listings(accounts={0: listing}, regions=scanned)
     return listing_freezes(config(), listings, current=REGISTRY, gone=gone, now=now)
 
 
@@ -277,3 +278,31 @@ def test_no_unscanned_account_loses_a_resource_before_its_grace(
     for account, since in found.gone.items():
         assert since <= now and (account in gone or complete)
         assert since == gone.get(account, since)
+
+
+@pytest.mark.parametrize(
+    ("matcher", "frozen_account"),
+    [
+        pytest.param({"assume_role_arn": f"arn:aws:iam::{B}:role/discovery"}, B, id="role"),
+        pytest.param({}, "", id="base-credentials"),
+    ],
+)
+def test_all_regions_without_a_region_listing_freezes_what_the_matcher_reached(
+    matcher: dict[str, Any], frozen_account: str
+) -> None:
+    cfg = config_from_mapping(
+        {"discovery_group": GROUP, "aws": [{"types": ["rdsproxy"], "regions": ["*"], **matcher}]}
+    )
+    base = res("base", E, role="")
+    current = [*REGISTRY, base]
+    for listings in (
+        Listings(),  # no lister at all
+        Listings(regions={(0, frozen_account): RegionListing(ok=False, error="boom")}),
+    ):
+        found = listing_freezes(cfg, listings, current=current, gone={}, now=0.0)
+        plan = make_plan(
+            scopes=[], current=current, discovery_group=GROUP, force=True, listed=found
+        )
+        held = {w.name for w in plan.withheld}
+        assert ("b" in held) == (frozen_account == B)
+        assert ("base" in held) == (frozen_account == "")
