@@ -174,6 +174,21 @@ def test_every_active_accounts_enabled_regions_are_registered_exactly(org: Harne
     assert again.code == EXIT_OK and not again.json()["plan"]["create"]
 
 
+def test_all_regions_with_an_explicit_role(org: Harness) -> None:
+    matcher = {
+        "types": ["rdsproxy"],
+        "regions": ["*"],
+        "assume_role_arn": f"arn:aws:iam::{B}:role/discovery",
+        "external_id": "ext-org",
+    }
+    config = org.write_config({**org_config(), "aws": [matcher]})
+    result = org.scan(config)
+    assert result.code == EXIT_OK, result.stderr
+    scanned = {(s["account_id"], s["region"]) for s in result.json()["scopes"]}
+    assert scanned == {(B, "us-east-1"), (B, "us-west-2")}  # not the opted-out ap-east-1
+    assert set(org.registry(config)) == {resource_name("b-1", "us-east-1", B)}
+
+
 def test_include_ous_limits_the_accounts_to_their_subtrees(org: Harness) -> None:
     config = org.write_config(
         org_config(organization={"id": ORG_ID, "include_ous": [PROD], "exclude_ous": [TEAM]})
