@@ -14,7 +14,7 @@ from discovery.core.model import Resource, is_owned
 from discovery.output.report import format_table
 from discovery.registry.base import RegistryConflict, RegistryError
 from discovery.registry.copy import copy_registry
-from discovery.registry.export import export_yaml
+from discovery.registry.export import export_json, export_yaml
 from discovery.registry.open import open_spec
 from discovery.wiring import load_config
 
@@ -22,7 +22,8 @@ __all__ = ["cmd_registry", "cmd_registry_adopt", "cmd_registry_copy", "cmd_regis
 
 
 async def _list_registry(config: Config, config_path: Path) -> list[dict[str, object]]:
-    registry = wiring.open_registry(config, config_path)
+    # A reader: a registry that does not exist is an error naming it, never created here.
+    registry = wiring.open_registry(config, config_path, read_only=True)
     try:
         stored = await registry.list_resources()
     finally:
@@ -31,7 +32,8 @@ async def _list_registry(config: Config, config_path: Path) -> list[dict[str, ob
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    """`registry list` (a table) and `registry export` (YAML for `tctl create -f`)."""
+    """`registry list` (a table, or every resource as JSON or YAML, as `tctl get db` prints
+    them) and `registry export` (YAML for `tctl create -f`)."""
     config_path = Path(args.config)
     config = load_config(config_path)
     docs = asyncio.run(_list_registry(config, config_path))
@@ -40,6 +42,9 @@ def cmd_registry(args: argparse.Namespace) -> int:
         if not args.all:
             resources = [r for r in resources if is_owned(r, config.discovery_group)]
         sys.stdout.write(export_yaml(resources))
+        return EXIT_OK
+    if args.output != "text":
+        sys.stdout.write((export_json if args.output == "json" else export_yaml)(resources))
         return EXIT_OK
     rows = [
         [

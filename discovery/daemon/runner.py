@@ -92,8 +92,10 @@ class CycleRunner:
         clock: Callable[[], float] = time.time,
         lister: AccountLister | None = None,
         gone_state: Callable[[Config], GoneState] | None = None,
+        dry_run: bool = False,
     ) -> None:
         self._source = source
+        self._dry_run = dry_run  # plan and report every cycle, never apply
         self._clock = clock
         self._lister = lister  # organization accounts / enabled regions, cached across cycles
         self._gone_state = gone_state
@@ -155,6 +157,7 @@ class CycleRunner:
                 lister=self._lister,
                 gone_state=self._gone_state(config) if self._gone_state else None,
                 clock=self._clock,
+                dry_run=self._dry_run,
             )
         except asyncio.CancelledError:
             cycle.abortable = False
@@ -284,6 +287,21 @@ def log_outcome(outcome: CycleOutcome, duration: float) -> None:
             shown += f" and {len(names) - LOG_NAMES_LIMIT} more"
         log.warning("%d %s(s) withheld [%s]: %s (%s)", len(names), action, code, reason, shown)
     summary = outcome.summary
+    if report.dry_run:
+        log.info(
+            "cycle finished in %.2fs: %s (dry-run, nothing written); would create %d, update %d, "
+            "delete %d; %d unchanged, %d withheld; %d of %d scope(s) ok",
+            duration,
+            outcome.result,
+            summary.to_create,
+            summary.to_update,
+            summary.to_delete,
+            summary.unchanged,
+            summary.withheld,
+            summary.scope_count - summary.failed,
+            summary.scope_count,
+        )
+        return
     log.info(
         "cycle finished in %.2fs: %s; %d created, %d updated, %d deleted, %d unchanged, "
         "%d withheld; %d of %d scope(s) ok",

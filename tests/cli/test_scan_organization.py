@@ -396,3 +396,15 @@ def test_validate_says_which_matchers_expand_from_listings(org: Harness) -> None
     assert "1 matcher(s), 0 scope(s) (+ 1 matcher(s) whose accounts or regions AWS lists" in (
         result.stdout
     )
+
+
+def test_run_once_lists_the_organization_too(org: Harness) -> None:
+    config = org.write_config(org_config())
+    result = org.run("run", "--once", config=config)
+    assert result.code == EXIT_OK, result.stderr
+    assert set(org.registry(config)) == EXPECTED
+    edit_account(org, C, ou=None)
+    again = org.run("run", "--once", config=config)
+    assert again.code == EXIT_OK, again.stderr
+    assert set(org.registry(config)) == EXPECTED  # the vanished account is frozen, not emptied
+    assert C in json.loads(state_path(org).read_text())["first_seen_gone"]
