@@ -131,7 +131,7 @@ def describe(error: Mapping[str, Any], model: type[BaseModel] | None = None) -> 
             f"YAML read this value as the boolean {word} (yes/no/on/off/true/false are "
             'booleans in YAML); put it in quotes to mean the text, e.g. "yes"'
         )
-    if kind in {"tuple_type", "list_type"} and isinstance(value, str | int | float):
+    if kind in {"tuple_type", "list_type"} and isinstance(value, str) and value:
         key = next((p for p in reversed(list(error["loc"])) if isinstance(p, str)), "key")
         return f"must be a list; write {key}: [{value}]"
     if kind == "literal_error" and "expected" in ctx:
