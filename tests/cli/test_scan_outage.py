@@ -79,3 +79,11 @@ def test_every_scope_denied_is_still_a_per_scope_report(harness: Harness) -> Non
     assert result.code == 3, result.stderr
     report = result.json()
     assert [s["status"] for s in report["scopes"]] == ["failed", "failed"]
+
+
+def test_run_once_exits_1_on_the_same_rule(tmp_path: Path) -> None:
+    config = tmp_path / "discovery.yaml"
+    config.write_text(CONFIG)
+    result = run_subprocess(["run", "--once", "--config", str(config)], env=_env(), cwd=tmp_path)
+    assert result.code == 1, result.stderr
+    assert "EndpointConnectionError" in result.stderr  # the daemon's own per-scope log lines
