@@ -201,6 +201,7 @@ async def scan(
     *,
     dry_run: bool,
     force: bool,
+    accept_config_change: bool = False,
     scopes: Sequence[Scope] | None = None,
     on_scope: ScopeObserver | None = None,
     before_commit: BeforeCommit | None = None,
@@ -225,6 +226,7 @@ async def scan(
                     registry=registry,
                     dry_run=dry_run,
                     force=force,
+                    accept_config_change=accept_config_change,
                     scopes=scopes,
                     on_scope=on_scope,
                 )

@@ -15,7 +15,7 @@ from discovery.cli.common import (
     EXIT_RUNTIME,
     EXIT_SCOPES_FAILED,
 )
-from discovery.core.plan import REASON_EMPTY_SCOPE, REASON_NAME_COLLISION
+from discovery.core.plan import REASON_CONFIG_CHANGE, REASON_EMPTY_SCOPE, REASON_NAME_COLLISION
 from discovery.core.scopes import expand_scopes
 from discovery.core.summary import CycleReport
 from discovery.output.progress import Progress
@@ -57,6 +57,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 config_path,
                 dry_run=args.dry_run,
                 force=args.force,
+                accept_config_change=args.accept_config_change,
                 scopes=scopes,
                 on_scope=Progress(len(scopes), sys.stderr),
                 before_commit=args.before_commit,
@@ -67,7 +68,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         return EXIT_RUNTIME
     sys.stdout.write(render(report, args.output))
     for w in report.plan.withheld:
-        if w.code in (REASON_NAME_COLLISION, REASON_EMPTY_SCOPE):
+        if w.code in (REASON_NAME_COLLISION, REASON_EMPTY_SCOPE, REASON_CONFIG_CHANGE):
             log.warning("%s %s withheld [%s]: %s", w.action, w.name, w.code, w.reason)
     for result in report.scopes:
         if not result.ok:

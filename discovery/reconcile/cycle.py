@@ -67,6 +67,7 @@ async def run_cycle(
     registry: Registry,
     dry_run: bool = False,
     force: bool = False,
+    accept_config_change: bool = False,
     on_scope: ScopeObserver | None = None,
     scopes: Sequence[Scope] | None = None,
 ) -> CycleReport:
@@ -83,6 +84,7 @@ async def run_cycle(
         policy=config.safety.policy,
         max_delete_fraction=config.safety.max_delete_fraction,
         force=force,
+        accept_config_change=accept_config_change,
     )
     applied = False
     if not dry_run and plan.changes:
