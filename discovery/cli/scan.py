@@ -30,7 +30,7 @@ log = logging.getLogger("discovery")
 
 def exit_code_for(report: CycleReport) -> int:
     """3 if a scope failed; else 4 if a change waits for review (delete guard, name collision,
-    empty scope); else 0."""
+    empty scope, config change); else 0."""
     if report.failed_scopes:
         return EXIT_SCOPES_FAILED
     if report.plan.needs_review:
