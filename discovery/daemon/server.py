@@ -116,14 +116,16 @@ class BigWrites:
             try:
                 async with asyncio.timeout(self._timeout):
                     await response.prepare(request)
-                    view = memoryview(data)
-                    for start in range(0, len(data), WRITE_CHUNK):
+                    view = memoryview(data if request.method != "HEAD" else b"")
+                    for start in range(0, len(view), WRITE_CHUNK):
                         await response.write(view[start : start + WRITE_CHUNK])
                         await asyncio.sleep(0)  # let a /healthz in between two chunks
                     await response.write_eof()
             except TimeoutError:
                 if request.transport is not None:
                     request.transport.abort()  # a reader that stopped reading: cut off
+            except ConnectionError:
+                pass  # the reader went away mid-body: nothing left to answer
             return response
 
 

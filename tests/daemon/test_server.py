@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import socket
 import time
 import urllib.error
@@ -283,4 +284,43 @@ async def test_a_big_body_reader_that_stops_reading_is_cut_off_and_frees_its_slo
         assert time.monotonic() - t0 < 20
     finally:
         stalled.close()
+        await server.close()
+
+
+async def test_big_bodies_answer_head_and_a_reader_gone_mid_body_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = b"y" * (8 * 1024 * 1024)
+    writes = BigWrites()
+
+    async def big(request: web.Request) -> web.StreamResponse:
+        return await writes.respond(request, lambda: body, "application/json; charset=utf-8")
+
+    app = web.Application()
+    app.router.add_get("/big", big)
+    server = await start_server(app, "127.0.0.1", 0)
+    host, port = server.url.removeprefix("http://").split(":")
+    loop = asyncio.get_running_loop()
+
+    def head() -> tuple[int, str, bytes]:
+        request = urllib.request.Request(server.url + "/big", method="HEAD")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers["Content-Length"], response.read()
+
+    def leave_mid_body() -> None:
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+
+    try:
+        with caplog.at_level(logging.DEBUG):
+            assert await loop.run_in_executor(None, head) == (200, str(len(body)), b"")
+            await loop.run_in_executor(None, leave_mid_body)
+            await eventually(
+                lambda: server.runner.server is not None and not server.runner.server.connections,
+                timeout=30,
+                what="the abandoned connection to close",
+            )
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    finally:
         await server.close()
