@@ -107,14 +107,23 @@ class LoopBusy:
     (other tests on 2 shared cores): it is what the server's own work costs a /healthz."""
 
     def __init__(self) -> None:
-        self.worst = 0.0
+        self.turns: list[float] = []
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def worst(self) -> float:
+        return max(self.turns, default=0.0)
+
+    @property
+    def p99(self) -> float:
+        turns = sorted(self.turns)
+        return turns[int(len(turns) * 0.99)] if turns else 0.0
 
     async def _tick(self) -> None:
         while True:
             before = time.thread_time()
             await asyncio.sleep(0.001)
-            self.worst = max(self.worst, time.thread_time() - before)
+            self.turns.append(time.thread_time() - before)
 
     def __enter__(self) -> LoopBusy:
         # As `discovery run` does at start: the heap so far (here pytest's and earlier tests')
@@ -130,10 +139,10 @@ class LoopBusy:
         gc.unfreeze()
 
 
-# The target for /healthz under that load (issue 12, hole 10), and the share of it the loop's
-# own work may take in one turn.
+# The target for /healthz under that load (issue 12, hole 10): no turn of the loop may take
+# it all, and 99% of the turns take a fifth of it at most (before: turns of 50-80 ms).
 HEALTHZ_TARGET_S = 0.1
-LOOP_BUSY_BOUND_S = 0.03
+LOOP_BUSY_P99_S = 0.02
 
 
 @pytest.mark.parametrize(("scopes", "least"), [(400, 150_000), (1300, 500_000)])
@@ -167,13 +176,14 @@ async def test_healthz_answers_fast_under_hundreds_of_concurrent_large_status_re
     print(
         f"/status {size} bytes x {readers}: /healthz worst {worst * 1000:.0f} ms, median "
         f"{median * 1000:.0f} ms ({len(seconds)} probes); loop busy at most "
-        f"{busy.worst * 1000:.0f} ms"
+        f"{busy.worst * 1000:.0f} ms, p99 {busy.p99 * 1000:.1f} ms of {len(busy.turns)} turns"
     )
     assert worst < LIVENESS_TIMEOUT_S / 5, worst  # 1 s: a generous bound on 2 shared cores
     # The target holds where the server decides it: no turn of the loop is busy for long, and
     # a typical probe is answered inside it. (The worst probe also waits whenever the OS runs
     # other processes: see docs/RELIABILITY.md for the figures measured here.)
-    assert busy.worst < LOOP_BUSY_BOUND_S, busy.worst
+    assert busy.p99 < LOOP_BUSY_P99_S, busy.p99
+    assert busy.worst < HEALTHZ_TARGET_S, busy.worst
     assert median < HEALTHZ_TARGET_S, median
 
 
