@@ -1,4 +1,5 @@
-"""The daemon's one HTTP server: `/metrics`, `/healthz`, `/readyz`, `/status`.
+"""The daemon's one HTTP server: `/` (the status page), `/metrics`, `/healthz`, `/readyz`,
+`/status`.
 
 It runs on the daemon's event loop (aiohttp), so a scrape never races a cycle's bookkeeping,
 and a wedged loop shows up as a failing `/healthz`. What each endpoint answers is decided by
@@ -11,8 +12,8 @@ k8s liveness probe must get its `/healthz` within 5 s whatever else is asked):
   descriptors, and a new connection (the liveness probe's) is always served;
 - at most that many requests in flight: one more is answered 503 at once, except `/healthz`;
 - `/status` is text the daemon serialized once per cycle (`Probe.status_text`), not rebuilt
-  per request;
-- big bodies (`/status`, hundreds of KB) are written by at most `BIG_WRITERS` requests at a
+  per request, and `/` a page rendered from the same cached part (`Probe.status_page`);
+- big bodies (`/status` and `/`, hundreds of KB) are written by at most `BIG_WRITERS` requests at a
   time, in `WRITE_CHUNK` pieces with a turn of the loop after each: one loop iteration never
   copies more than a few chunks into sockets, so a `/healthz` that arrives meanwhile waits for
   a few chunks, not for hundreds of whole documents (the measured cause of a slow `/healthz`:
@@ -54,14 +55,6 @@ BIG_WRITE_TIMEOUT_S = 10.0
 
 log = logging.getLogger(__name__)
 
-INDEX = """rdsproxy discovery daemon
-/metrics  Prometheus metrics
-/healthz  200 while the process, its scheduler and its leader election are alive
-/readyz   200 after the first completed cycle (a follower: once its election and the registry
-          answer), 503 while the registry or the leader election's database is unreachable
-/status   the role (leader or follower) and the last cycle as JSON
-"""
-
 
 class Probe(Protocol):
     def live(self) -> tuple[bool, str]: ...
@@ -69,6 +62,8 @@ class Probe(Protocol):
     def ready(self) -> tuple[bool, str]: ...
 
     def status_text(self) -> str: ...
+
+    def status_page(self) -> bytes: ...
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -132,8 +127,8 @@ class BigWrites:
 def build_app(probe: Probe, metrics: Metrics, *, max_connections: int = 64) -> web.Application:
     big_writes = BigWrites()
 
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(text=INDEX)
+    async def index(request: web.Request) -> web.StreamResponse:
+        return await big_writes.respond(request, probe.status_page, "text/html; charset=utf-8")
 
     async def scrape(request: web.Request) -> web.Response:
         body, content_type = metrics.exposition(request.headers.get("Accept"))
