@@ -4,6 +4,7 @@ until `--accept-config-change` (or `--force`) deletes them once."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from tests.cli.conftest import ACCOUNT_A, ACCOUNT_B, ROLE_A, Harness, base_config
@@ -114,3 +115,29 @@ def test_a_region_whose_scope_fails_stays_frozen_even_when_accepted(harness: Har
     codes = {w["name"]: w["reason"] for w in result.json()["withheld"]}
     assert all(not r.startswith("config change") for r in codes.values()), codes
     assert set(harness.registry(full)) == everything
+
+
+def test_an_accepted_config_change_is_a_checkpoint_for_the_windowed_guard(
+    harness: Harness,
+) -> None:
+    full = harness.write_config(base_config())
+    assert harness.scan(full).code == EXIT_OK
+    everything = set(harness.registry(full))
+    config = base_config()
+    config["aws"][1]["regions"] = [EAST]  # B's eu-west-1 dropped: 4 resources
+    path = harness.write_config(config)
+    assert harness.scan(path, "--accept-config-change").code == EXIT_OK
+
+    # Then a proxy of A goes (2 resources). Were the 4 confirmed deletes counted in
+    # safety.delete_window, 6 of 16 would trip the guard; the operator's review resets it.
+    fleet = copy.deepcopy(harness.fleet)
+    proxies = fleet["accounts"][0]["regions"][EAST]["proxies"]
+    fleet["accounts"][0]["regions"][EAST]["proxies"] = proxies[:1]
+    harness.update_fleet(fleet)
+    gone = {n for n in everything if "a-east-2" in n}
+    assert len(gone) == 2
+
+    result = harness.scan(path)
+
+    assert result.code == EXIT_OK, result.stdout
+    assert names(result.json()["plan"]["delete"]) == gone
