@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from discovery import __version__
 from discovery.core.plan import (
+    REASON_CONFIG_CHANGE,
     REASON_CONFLICT,
     REASON_DUPLICATE,
     REASON_EMPTY_SCOPE,
@@ -47,6 +48,7 @@ WITHHELD_REASONS = (
     REASON_GUARD,
     REASON_NAME_COLLISION,
     REASON_EMPTY_SCOPE,
+    REASON_CONFIG_CHANGE,
 )
 AWS_OPERATIONS = (
     "AssumeRole",

@@ -89,6 +89,7 @@ async def run_cycle(
     registry: Registry,
     dry_run: bool = False,
     force: bool = False,
+    accept_config_change: bool = False,
     on_scope: ScopeObserver | None = None,
     scopes: Sequence[Scope] | None = None,
     cycle_id: str = "",
@@ -125,7 +126,16 @@ async def run_cycle(
             now=clock(),
         )
     at = now()
-    plan = await _plan(config, results, current, registry, force=force, at=at, listed=freezes)
+    plan = await _plan(
+        config,
+        results,
+        current,
+        registry,
+        force=force,
+        accept_config_change=accept_config_change,
+        at=at,
+        listed=freezes,
+    )
     if freezes is not None and gone_state is not None and not dry_run:
         gone_state.save(freezes.gone)
     applied = False
@@ -134,7 +144,9 @@ async def run_cycle(
             cycle_id=cycle_id or uuid.uuid4().hex[:12],
             discovery_group=config.discovery_group,
             at=at,
-            forced=force,
+            # An accepted config change is an operator's review too: a checkpoint for the
+            # window's guard, or the deletes it confirmed would hold back the next hour's.
+            forced=force or accept_config_change,
         )
         await registry.apply(replace(plan.changes, journal=stamp))
         applied = True
@@ -154,6 +166,7 @@ async def _plan(
     registry: Registry,
     *,
     force: bool,
+    accept_config_change: bool,
     at: datetime,
     listed: ListingFreezes | None = None,
 ) -> Plan:
@@ -175,6 +188,7 @@ async def _plan(
             window_deletes=recent,
             delete_window=safety.delete_window,
             listed=listed,
+            accept_config_change=accept_config_change,
         )
 
     plan = plan_with(0)
