@@ -34,6 +34,7 @@ class ErrorKind(StrEnum):
     NO_CREDENTIALS = "no-credentials"
     UNREACHABLE = "unreachable"
     MALFORMED = "malformed"
+    NOT_FOUND = "not-found"  # a targeted read of a named proxy/endpoint that does not exist
     ERROR = "error"
 
 
@@ -66,6 +67,7 @@ ERROR_KINDS: Mapping[str, ErrorKind] = {
         ),
         ErrorKind.CREDENTIALS_REJECTED,
     ),
+    **dict.fromkeys(("DBProxyNotFoundFault", "DBProxyEndpointNotFoundFault"), ErrorKind.NOT_FOUND),
 }
 DENIED_CODES = frozenset(c for c, k in ERROR_KINDS.items() if k is ErrorKind.DENIED)
 THROTTLE_CODES = frozenset(c for c, k in ERROR_KINDS.items() if k is ErrorKind.THROTTLED)

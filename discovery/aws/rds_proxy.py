@@ -16,6 +16,7 @@ from aiobotocore.session import AioSession
 from discovery.aws.assemble import account_from_arns, assemble_proxies
 from discovery.aws.calls import Caller, CallObserver, ErrorKind, FetchError
 from discovery.aws.clients import AWSClients, AWSSettings, ThrottleObserver, home_region
+from discovery.aws.confirm import confirm_check
 from discovery.aws.rds_calls import (
     Tags,
     describe_endpoints,
@@ -23,6 +24,7 @@ from discovery.aws.rds_calls import (
     tags_by_arn,
     tags_of,
 )
+from discovery.core.confirm import Answer, Check
 from discovery.core.model import Proxy, Scope
 
 
@@ -36,6 +38,10 @@ class ProxySource(Protocol):
     """The AWS seam: everything the cycle needs from AWS for one scope."""
 
     async def fetch(self, scope: Scope) -> FetchedScope: ...
+
+    async def confirm(self, scope: Scope, check: Check) -> Answer:
+        """One targeted read (core.confirm) with the scope's credentials; never raises."""
+        ...
 
 
 def _ignore_call(operation: str, outcome: str, retries: int) -> None:
@@ -103,6 +109,15 @@ class AWSSource:
             account_id=account or account_from_arns(raw_proxies),
             proxies=assemble_proxies(raw_proxies, raw_endpoints, tags),
         )
+
+    async def confirm(self, scope: Scope, check: Check) -> Answer:
+        try:
+            rds = await self._clients.client(
+                scope.assume_role_arn, scope.external_id, "rds", scope.region
+            )
+        except FetchError as exc:  # the scope's role cannot be assumed now
+            return Answer(error=str(exc))
+        return await confirm_check(self._caller, rds, check)
 
     async def _scope_account(self, scope: Scope) -> str:
         return scope.role_account_id or await self._base_account()

@@ -14,24 +14,33 @@ from discovery.aws.calls import FetchError
 from discovery.aws.rds_proxy import ProxySource
 from discovery.core.config import Config
 from discovery.core.convert import convert_proxies
-from discovery.core.model import Scope, ScopeResult
-from discovery.core.plan import make_plan
+from discovery.core.model import Proxy, Scope, ScopeResult
+from discovery.core.plan import Plan, make_plan
 from discovery.core.scopes import expand_scopes
 from discovery.core.summary import CycleReport
 from discovery.output.logs import scope_context
+from discovery.reconcile.confirming import confirm_plan
 from discovery.registry.base import Registry
 
 ScopeObserver = Callable[[ScopeResult], None]
 log = logging.getLogger(__name__)
 
 
-async def fetch_scope(source: ProxySource, scope: Scope) -> ScopeResult:
-    """Fetch one scope and convert what it holds with the matching the scope carries."""
+Kept = dict[Scope, tuple[Proxy, ...]]
+
+
+async def fetch_scope(source: ProxySource, scope: Scope, kept: Kept | None = None) -> ScopeResult:
+    """Fetch one scope and convert what it holds with the matching the scope carries.
+
+    `kept` receives the scope's proxies as fetched, for the confirmation reads of this cycle.
+    """
     try:
         fetched = await source.fetch(scope)
     except FetchError as exc:
         account = exc.account_id or scope.role_account_id
         return ScopeResult(scope=scope, ok=False, account_id=account, error=str(exc))
+    if kept is not None:
+        kept[scope] = fetched.proxies
     converted = convert_proxies(fetched.proxies, scope.matching)
     for warning in converted.warnings:
         log.warning("%s/%s: %s", fetched.account_id or "?", scope.region, warning)
@@ -48,11 +57,12 @@ async def fetch_all(
     source: ProxySource,
     scopes: Sequence[Scope],
     on_scope: ScopeObserver | None = None,
+    kept: Kept | None = None,
 ) -> tuple[ScopeResult, ...]:
     async def one(scope: Scope) -> ScopeResult:
         # Each scope runs in its own task (gather), so this tags only its own log lines.
         with scope_context(account=scope.role_account_id, region=scope.region):
-            result = await fetch_scope(source, scope)
+            result = await fetch_scope(source, scope, kept)
             if on_scope is not None:
                 on_scope(result)
         return result
@@ -74,16 +84,25 @@ async def run_cycle(
     if scopes is None:
         scopes = expand_scopes(config)
     # The registry is read after the fetch, so the plan diffs against the freshest state.
-    results = await fetch_all(source, scopes, on_scope)
+    kept: Kept = {}
+    results = await fetch_all(source, scopes, on_scope, kept)
     current = await registry.list_resources()
-    plan = make_plan(
-        scopes=results,
-        current=current,
-        discovery_group=config.discovery_group,
-        policy=config.safety.policy,
-        max_delete_fraction=config.safety.max_delete_fraction,
-        force=force,
+
+    def plan_for(scope_results: Sequence[ScopeResult]) -> Plan:
+        return make_plan(
+            scopes=scope_results,
+            current=current,
+            discovery_group=config.discovery_group,
+            policy=config.safety.policy,
+            max_delete_fraction=config.safety.max_delete_fraction,
+            force=force,
+        )
+
+    # Deletes and label-losing updates are confirmed by targeted reads first (core.confirm).
+    settled, results = await confirm_plan(
+        plan=plan_for(results), results=results, fetched=kept, source=source, replan=plan_for
     )
+    plan = settled.plan
     applied = False
     if not dry_run and plan.changes:
         await registry.apply(plan.changes)
@@ -94,4 +113,5 @@ async def run_cycle(
         plan=plan,
         scopes=results,
         applied=applied,
+        unconfirmed=settled.failed,
     )

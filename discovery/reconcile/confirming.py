@@ -1,0 +1,55 @@
+"""The shell around `core.confirm`: ask the targeted reads a plan needs, then re-plan.
+
+The reads run concurrently, bounded by the source's call wrapper; a plan that deletes nothing
+and strips no label asks nothing. Dry-run confirms too, so the plan it prints is the one a
+real scan would apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from discovery.aws.rds_proxy import ProxySource
+from discovery.core.confirm import Fetched, Question, Settled, questions, revise, settle
+from discovery.core.model import ScopeResult
+from discovery.core.plan import Plan
+
+log = logging.getLogger(__name__)
+Replan = Callable[[Sequence[ScopeResult]], Plan]
+
+
+async def confirm_plan(
+    *,
+    plan: Plan,
+    results: Sequence[ScopeResult],
+    fetched: Fetched,
+    source: ProxySource,
+    replan: Replan,
+) -> tuple[Settled, tuple[ScopeResult, ...]]:
+    """The plan with its deletes and label-losing updates confirmed (or withheld), and the
+    scope results converted with any confirmed tags."""
+    asked = sorted(questions(plan, results, fetched), key=_order)
+    if not asked:
+        return Settled(plan=plan, failed=0), tuple(results)
+    answers = dict(
+        zip(
+            asked,
+            await asyncio.gather(*(source.confirm(q.scope, q.check) for q in asked)),
+            strict=True,
+        )
+    )
+    for question, answer in answers.items():
+        if answer.error:
+            log.warning("confirmation %s failed: %s", question.check.describe(), answer.error)
+    revised, proxies = revise(results, fetched, answers)
+    settled = settle(
+        first=plan, revised=replan(revised), results=revised, fetched=proxies, answers=answers
+    )
+    return settled, revised
+
+
+def _order(question: Question) -> tuple[str, ...]:
+    c = question.check
+    return (question.scope.region, c.kind, c.proxy_name, c.endpoint_name, c.arn)
