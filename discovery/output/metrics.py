@@ -137,7 +137,7 @@ class Metrics:
         self.changes_withheld = Gauge(
             "discovery_changes_withheld",
             "Changes the last cycle held back, by reason code (scope-failed, conflict, "
-            "duplicate, policy, delete-guard, name-collision, empty-scope).",
+            "duplicate, policy, delete-guard, name-collision, empty-scope, unconfirmed).",
             ["reason"],
             registry=r,
         )
