@@ -32,6 +32,9 @@ from discovery.core.model import Proxy, Scope
 class FetchedScope:
     account_id: str
     proxies: tuple[Proxy, ...]
+    # The tags came from rds:ListTagsForResource per proxy (the fallback): the targeted read
+    # that confirms a delete or label change has already been made (core.confirm).
+    tags_confirmed: bool = False
 
 
 class ProxySource(Protocol):
@@ -98,6 +101,7 @@ class AWSSource:
             raw_proxies, raw_endpoints, tags, account = await _gather_all(
                 proxies_call, endpoints_call, tags_call, account_call
             )
+            tags_confirmed = tags is None
             if tags is None:  # tag:GetResources denied: one ListTagsForResource per proxy
                 tags = await self._tags_per_proxy(rds, raw_proxies)
         except FetchError as exc:
@@ -108,6 +112,7 @@ class AWSSource:
         return FetchedScope(
             account_id=account or account_from_arns(raw_proxies),
             proxies=assemble_proxies(raw_proxies, raw_endpoints, tags),
+            tags_confirmed=tags_confirmed,
         )
 
     async def confirm(self, scope: Scope, check: Check) -> Answer:

@@ -20,7 +20,7 @@ read: steady state costs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -127,6 +127,21 @@ def questions(plan: Plan, results: Sequence[ScopeResult], fetched: Fetched) -> s
         if question is not None:
             asked.add(question)
     return asked
+
+
+def answered_by_listing(
+    asked: Collection[Question], fetched: Fetched, tags_confirmed: Collection[Scope]
+) -> dict[Question, Answer]:
+    """The tag questions the listing already answers: in a scope whose tags were read with
+    rds:ListTagsForResource per proxy (the fallback), the listed tags are the confirmed ones."""
+    answers: dict[Question, Answer] = {}
+    for question in asked:
+        if question.check.kind != "tags" or question.scope not in tags_confirmed:
+            continue
+        for proxy in fetched.get(question.scope, ()):
+            if proxy.arn == question.check.arn:
+                answers[question] = Answer(tags=proxy.tags)
+    return answers
 
 
 def revise(
@@ -253,6 +268,7 @@ __all__ = [
     "Check",
     "Question",
     "Settled",
+    "answered_by_listing",
     "labels_lost",
     "question_for",
     "questions",

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from discovery.aws.rds_proxy import ProxySource
-from discovery.core.confirm import Fetched, Question, Settled, questions, revise, settle
-from discovery.core.model import ScopeResult
+from discovery.aws.rds_proxy import FetchedScope, ProxySource
+from discovery.core.confirm import (
+    Question,
+    Settled,
+    answered_by_listing,
+    questions,
+    revise,
+    settle,
+)
+from discovery.core.model import Scope, ScopeResult
 from discovery.core.plan import Plan
 
 log = logging.getLogger(__name__)
@@ -24,16 +31,20 @@ async def confirm_plan(
     *,
     plan: Plan,
     results: Sequence[ScopeResult],
-    fetched: Fetched,
+    kept: Mapping[Scope, FetchedScope],
     source: ProxySource,
     replan: Replan,
 ) -> tuple[Settled, tuple[ScopeResult, ...]]:
     """The plan with its deletes and label-losing updates confirmed (or withheld), and the
     scope results converted with any confirmed tags."""
-    asked = sorted(questions(plan, results, fetched), key=_order)
-    if not asked:
+    fetched = {scope: f.proxies for scope, f in kept.items()}
+    needed = questions(plan, results, fetched)
+    if not needed:
         return Settled(plan=plan, failed=0), tuple(results)
-    answers = dict(
+    # Where the listing's tags came from ListTagsForResource already, they are the answer.
+    answers = answered_by_listing(needed, fetched, {s for s, f in kept.items() if f.tags_confirmed})
+    asked = sorted(needed - answers.keys(), key=_order)
+    answers.update(
         zip(
             asked,
             await asyncio.gather(*(source.confirm(q.scope, q.check) for q in asked)),

@@ -11,10 +11,10 @@ import logging
 from collections.abc import Callable, Sequence
 
 from discovery.aws.calls import FetchError
-from discovery.aws.rds_proxy import ProxySource
+from discovery.aws.rds_proxy import FetchedScope, ProxySource
 from discovery.core.config import Config
 from discovery.core.convert import convert_proxies
-from discovery.core.model import Proxy, Scope, ScopeResult
+from discovery.core.model import Scope, ScopeResult
 from discovery.core.plan import Plan, make_plan
 from discovery.core.scopes import expand_scopes
 from discovery.core.summary import CycleReport
@@ -26,13 +26,13 @@ ScopeObserver = Callable[[ScopeResult], None]
 log = logging.getLogger(__name__)
 
 
-Kept = dict[Scope, tuple[Proxy, ...]]
+Kept = dict[Scope, FetchedScope]
 
 
 async def fetch_scope(source: ProxySource, scope: Scope, kept: Kept | None = None) -> ScopeResult:
     """Fetch one scope and convert what it holds with the matching the scope carries.
 
-    `kept` receives the scope's proxies as fetched, for the confirmation reads of this cycle.
+    `kept` receives what the scope fetched, for the confirmation reads of this cycle.
     """
     try:
         fetched = await source.fetch(scope)
@@ -40,7 +40,7 @@ async def fetch_scope(source: ProxySource, scope: Scope, kept: Kept | None = Non
         account = exc.account_id or scope.role_account_id
         return ScopeResult(scope=scope, ok=False, account_id=account, error=str(exc))
     if kept is not None:
-        kept[scope] = fetched.proxies
+        kept[scope] = fetched
     converted = convert_proxies(fetched.proxies, scope.matching)
     for warning in converted.warnings:
         log.warning("%s/%s: %s", fetched.account_id or "?", scope.region, warning)
@@ -100,7 +100,7 @@ async def run_cycle(
 
     # Deletes and label-losing updates are confirmed by targeted reads first (core.confirm).
     settled, results = await confirm_plan(
-        plan=plan_for(results), results=results, fetched=kept, source=source, replan=plan_for
+        plan=plan_for(results), results=results, kept=kept, source=source, replan=plan_for
     )
     plan = settled.plan
     applied = False
