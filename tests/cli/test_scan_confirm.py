@@ -121,7 +121,7 @@ def test_a_deleted_proxy_and_a_deleted_endpoint_are_still_deleted(harness: Harne
     not_found = {
         c["operation"]: c["count"]
         for c in stats
-        if c["outcome"] == "error" and c["account"] == ACCOUNT_A and c["region"] == EAST
+        if c["outcome"] == "not-found" and c["account"] == ACCOUNT_A and c["region"] == EAST
     }
     assert not_found == {"DescribeDBProxies": 1, "DescribeDBProxyEndpoints": 1}, stats
     assert calls(harness, "ListTagsForResource") == 0
