@@ -1,4 +1,4 @@
-"""The targeted reads that confirm a delete or a tag-label change (see `core.confirm`).
+"""The targeted reads that confirm a delete or a label removal (see `core.confirm`).
 
 Each read goes through the one call wrapper (its concurrency bound, retries and error table)
 with the scope's own credentials and region. A read never raises: NotFound is the answer a

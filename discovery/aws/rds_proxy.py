@@ -33,7 +33,7 @@ class FetchedScope:
     account_id: str
     proxies: tuple[Proxy, ...]
     # The tags came from rds:ListTagsForResource per proxy (the fallback): the targeted read
-    # that confirms a delete or label change has already been made (core.confirm).
+    # that confirms a delete or label removal has already been made (core.confirm).
     tags_confirmed: bool = False
 
 

@@ -1,21 +1,25 @@
-"""Confirmed deletes and tag-label changes (DESIGN §6, issue 12 hole 4): the pure part.
+"""Confirmed deletes and label removals (DESIGN §6, issue 12 hole 4): the pure part.
 
 A listing can leave things out: `tag:GetResources` omits a proxy while its index lags, and a
 proxy it omits looks untagged, so it would be deleted under `tags: {env: prod}` or have its
 tag labels stripped under the default selector. Before the plan deletes a resource, or updates
-one in a way that removes or changes a label, a targeted read confirms the evidence:
+one in a way that removes a label, a targeted read confirms the evidence:
 
 - the resource's proxy (or custom endpoint) is not in the listing: `DescribeDBProxies
   (DBProxyName=…)` / `DescribeDBProxyEndpoints(DBProxyEndpointName=…)` must answer NotFound;
-- its proxy is listed (it no longer matches, or its labels would change): `rds:
-  ListTagsForResource` on the proxy ARN gives the real tags, and the scope is converted again
-  with them, so a proxy whose tags were only missing is desired again (unchanged or updated).
+- its proxy is listed (it no longer matches, or a label would go): `rds:ListTagsForResource`
+  on the proxy ARN gives the real tags, and the scope is converted again with them, so a proxy
+  whose tags were only missing is desired again (unchanged or updated).
 
-Any label is treated as possibly tag-derived, because a tag may overwrite a generated label.
+Any label is treated as possibly tag-derived, because a tag may overwrite a generated label. A
+label whose value changes while its key stays is not confirmed: the listing had the tag, so its
+value is evidence, not absence (only absence is ambiguous: an omitted proxy and an untagged one
+look the same).
+
 What this module decides: which reads a plan needs (`questions`), how confirmed tags change the
 scopes (`revise`), and which changes of the re-made plan stand (`settle`). The shell
-(`reconcile.confirming`) asks the questions. A plan with no delete and no label loss needs no
-read: steady state costs nothing.
+(`reconcile.confirming`) asks the questions. A plan with no delete and no label removal needs
+no read: steady state costs nothing.
 """
 
 from __future__ import annotations
@@ -74,10 +78,10 @@ class Settled:
     failed: int  # changes withheld because a read failed or disagreed with the listing
 
 
-def labels_lost(update: Update) -> bool:
-    """The update removes a label or changes its value (a tag may be behind any label)."""
+def labels_removed(update: Update) -> bool:
+    """The update removes a label (a tag may be behind any label)."""
     after = update.after.labels
-    return any(after.get(key) != value for key, value in update.before.resource.labels.items())
+    return any(key not in after for key in update.before.resource.labels)
 
 
 def to_confirm(plan: Plan) -> dict[str, tuple[Action, Resource]]:
@@ -86,7 +90,7 @@ def to_confirm(plan: Plan) -> dict[str, tuple[Action, Resource]]:
         s.resource.name: ("delete", s.resource) for s in plan.delete
     }
     for update in plan.update:
-        if labels_lost(update):
+        if labels_removed(update):
             wanted[update.after.name] = ("update", update.before.resource)
     return wanted
 
@@ -269,7 +273,7 @@ __all__ = [
     "Question",
     "Settled",
     "answered_by_listing",
-    "labels_lost",
+    "labels_removed",
     "question_for",
     "questions",
     "revise",

@@ -38,7 +38,7 @@ REASON_POLICY = "policy"
 REASON_GUARD = "delete-guard"
 REASON_NAME_COLLISION = "name-collision"
 REASON_EMPTY_SCOPE = "empty-scope"
-# A delete or tag-label change that a targeted read did not confirm (core.confirm). Not a
+# A delete or label removal that a targeted read did not confirm (core.confirm). Not a
 # review code: like a failed scope it is AWS's view that is incomplete, and the next cycle asks
 # again; `scan` exits 3 when a confirmation failed (see `CycleReport.unconfirmed`).
 REASON_UNCONFIRMED = "unconfirmed"

@@ -1,7 +1,7 @@
 """The shell around `core.confirm`: ask the targeted reads a plan needs, then re-plan.
 
 The reads run concurrently, bounded by the source's call wrapper; a plan that deletes nothing
-and strips no label asks nothing. Dry-run confirms too, so the plan it prints is the one a
+and removes no label asks nothing. Dry-run confirms too, so the plan it prints is the one a
 real scan would apply.
 """
 
@@ -35,7 +35,7 @@ async def confirm_plan(
     source: ProxySource,
     replan: Replan,
 ) -> tuple[Settled, tuple[ScopeResult, ...]]:
-    """The plan with its deletes and label-losing updates confirmed (or withheld), and the
+    """The plan with its deletes and label-removing updates confirmed (or withheld), and the
     scope results converted with any confirmed tags."""
     fetched = {scope: f.proxies for scope, f in kept.items()}
     needed = questions(plan, results, fetched)

@@ -98,7 +98,7 @@ async def run_cycle(
             force=force,
         )
 
-    # Deletes and label-losing updates are confirmed by targeted reads first (core.confirm).
+    # Deletes and updates that remove a label are confirmed by targeted reads first (core.confirm).
     settled, results = await confirm_plan(
         plan=plan_for(results), results=results, kept=kept, source=source, replan=plan_for
     )

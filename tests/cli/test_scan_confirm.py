@@ -1,4 +1,4 @@
-"""`discovery scan` against the emulator for issue 12, hole 4: deletes and tag-label changes
+"""`discovery scan` against the emulator for issue 12, hole 4: deletes and label removals
 are confirmed by targeted reads, so a proxy that tag:GetResources leaves out is neither deleted
 (under a tag selector) nor stripped of its tag labels (under the default selector), while a
 proxy or endpoint that is really gone is still deleted, and a read that fails withholds the

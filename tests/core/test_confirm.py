@@ -1,4 +1,4 @@
-"""Confirmed deletes and tag-label changes (core.confirm): which targeted reads a plan needs,
+"""Confirmed deletes and label removals (core.confirm): which targeted reads a plan needs,
 how their answers change it. Pure: proxies are converted for real, answers are given."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from discovery.core.confirm import (
     Question,
     Settled,
     answered_by_listing,
-    labels_lost,
+    labels_removed,
     question_for,
     questions,
     revise,
@@ -285,14 +285,15 @@ def test_a_scope_of_another_account_is_not_asked() -> None:
         pytest.param({"a": "1"}, {"a": "1", "b": "2"}, False, id="label-added"),
         pytest.param({"a": "1"}, {"a": "1"}, False, id="same"),
         pytest.param({"a": "1", "b": "2"}, {"a": "1"}, True, id="label-removed"),
-        pytest.param({"a": "1"}, {"a": "2"}, True, id="value-changed"),
+        # The listing had the tag: a new value is evidence, not absence.
+        pytest.param({"a": "1"}, {"a": "2"}, False, id="value-changed"),
     ],
 )
-def test_labels_lost(before: dict[str, str], after: dict[str, str], lost: bool) -> None:
+def test_labels_removed(before: dict[str, str], after: dict[str, str], lost: bool) -> None:
     held = registered([a_proxy("db", endpoints=())], a_scope())[0]
     old = replace(held, resource=replace(held.resource, labels=before))
     update = Update(before=old, after=replace(held.resource, labels=after))
-    assert labels_lost(update) is lost
+    assert labels_removed(update) is lost
 
 
 def test_an_update_that_only_adds_labels_asks_nothing() -> None:
@@ -321,7 +322,7 @@ def test_a_listing_that_drops_tags_plans_as_the_truth_would(
     """With truthful answers, a listing without some proxies' tags deletes what the real fleet
     would and updates nothing it would not; what it misses is only what the listing showed no
     change for (labels to add, creates: picked up once the index catches up). With failing
-    answers there is no delete and no label loss at all."""
+    answers there is no delete and no label removal at all."""
     scope = a_scope(selector)
     current = registered([a_proxy(f"p{i}", tags=t) for i, t in enumerate(old)], scope)
     truth = [a_proxy(f"p{i}", tags=t) for i, t in enumerate(new)]
@@ -343,7 +344,7 @@ def test_a_listing_that_drops_tags_plans_as_the_truth_would(
 
     held, _ = confirm(listed, current, failing("denied"), scope)
     assert held.plan.delete == ()
-    assert not any(labels_lost(u) for u in held.plan.update)
+    assert not any(labels_removed(u) for u in held.plan.update)
 
 
 def test_tags_read_per_proxy_by_the_listing_answer_the_tag_question() -> None:
