@@ -84,7 +84,8 @@ ASSUME_ROLE_DENIED_FIX = (
 )
 
 CallObserver = Callable[[str, str, int], None]
-"""(operation, outcome "ok"|"error"|"denied"|"throttled", retries) → None; counted by the shell."""
+"""(operation, outcome "ok"|"error"|"denied"|"throttled"|"not-found", retries) → None;
+counted by the shell."""
 
 
 def error_kind(code: str) -> ErrorKind:
@@ -123,6 +124,7 @@ def _ignore_call(operation: str, outcome: str, retries: int) -> None:
 _OUTCOMES: Mapping[ErrorKind, str] = {
     ErrorKind.DENIED: "denied",
     ErrorKind.THROTTLED: "throttled",
+    ErrorKind.NOT_FOUND: "not-found",  # a confirming read's answer for a gone resource
 }
 
 

@@ -56,7 +56,7 @@ AWS_OPERATIONS = (
     "GetResources",
     "ListTagsForResource",
 )
-AWS_OUTCOMES = ("ok", "error", "denied", "throttled")
+AWS_OUTCOMES = ("ok", "error", "denied", "throttled", "not-found")
 RELOAD_RESULTS = ("ok", "rejected")
 UNKNOWN_ACCOUNT = "unknown"
 # From a handful of proxies against a local emulator (~0.1 s) to thousands across dozens of
@@ -154,8 +154,8 @@ class Metrics:
         )
         self.aws_calls = Counter(
             "discovery_aws_calls",
-            "AWS API calls, by operation and outcome (ok, error, denied, throttled), counted "
-            "once per call after botocore's retries.",
+            "AWS API calls, by operation and outcome (ok, error, denied, throttled, not-found), "
+            "counted once per call after botocore's retries.",
             ["operation", "outcome"],
             registry=r,
         )
