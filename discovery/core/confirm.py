@@ -101,13 +101,17 @@ def question_for(
     """The read that confirms a change to `resource`; None when no scope that answered covers
     its account-region (a config change, not missing evidence: nothing to ask)."""
     aws = resource.aws
-    area = [
-        r.scope
-        for r in results
-        if r.ok
-        and r.scope.region == aws.region
-        and (r.account_id or r.scope.role_account_id) in ("", aws.account_id)
-    ]
+    # The scopes of its account-region; one whose account is unknown (no STS answer, nothing
+    # listed) only when no scope is known to be in that account.
+    known, unknown = [], []
+    for r in results:
+        if r.ok and r.scope.region == aws.region:
+            account = r.account_id or r.scope.role_account_id
+            if account == aws.account_id:
+                known.append(r.scope)
+            elif not account:
+                unknown.append(r.scope)
+    area = known or unknown
     if not area:
         return None
     for scope in area:

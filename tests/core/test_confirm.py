@@ -357,3 +357,16 @@ def test_tags_read_per_proxy_by_the_listing_answer_the_tag_question() -> None:
         q: Answer(tags={"env": "dev"}) for q in asked
     }
     assert answered_by_listing(asked, fetched, set()) == {}
+
+
+def test_a_scope_known_to_be_in_the_account_is_asked_before_one_of_unknown_account() -> None:
+    base = Scope(matcher_index=1, region=REGION, selector=PROD, discovery_group=GROUP)
+    results = [
+        ScopeResult(scope=base, ok=True, account_id=""),  # no STS answer, nothing listed
+        ScopeResult(scope=a_scope(), ok=True, account_id=ACCOUNT),
+    ]
+    gone = registered([a_proxy("db", endpoints=())], a_scope())[0].resource
+    question = question_for(gone, results, {base: (), a_scope(): ()})
+    assert question is not None and question.scope == a_scope()
+    alone = question_for(gone, results[:1], {base: ()})
+    assert alone is not None and alone.scope == base
