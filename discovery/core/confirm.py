@@ -103,7 +103,8 @@ def question_for(
     aws = resource.aws
     # The scopes of its account-region; one whose account is unknown (no STS answer, nothing
     # listed) only when no scope is known to be in that account.
-    known, unknown = [], []
+    known: list[Scope] = []
+    unknown: list[Scope] = []
     for r in results:
         if r.ok and r.scope.region == aws.region:
             account = r.account_id or r.scope.role_account_id
