@@ -32,6 +32,7 @@ from discovery.core.plan import (
     REASON_NAME_COLLISION,
     REASON_POLICY,
     REASON_SCOPE_FAILED,
+    REASON_UNCONFIRMED,
 )
 from discovery.core.summary import CycleSummary, ScopeSummary
 
@@ -47,6 +48,7 @@ WITHHELD_REASONS = (
     REASON_GUARD,
     REASON_NAME_COLLISION,
     REASON_EMPTY_SCOPE,
+    REASON_UNCONFIRMED,
 )
 AWS_OPERATIONS = (
     "AssumeRole",

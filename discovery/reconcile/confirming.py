@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from discovery.aws.rds_proxy import FetchedScope, ProxySource
 from discovery.core.confirm import (
@@ -24,7 +24,7 @@ from discovery.core.model import Scope, ScopeResult
 from discovery.core.plan import Plan
 
 log = logging.getLogger(__name__)
-Replan = Callable[[Sequence[ScopeResult]], Plan]
+Replan = Callable[[Sequence[ScopeResult]], Awaitable[Plan]]
 
 
 async def confirm_plan(
@@ -56,7 +56,7 @@ async def confirm_plan(
             log.warning("confirmation %s failed: %s", question.check.describe(), answer.error)
     revised, proxies = revise(results, fetched, answers)
     settled = settle(
-        first=plan, revised=replan(revised), results=revised, fetched=proxies, answers=answers
+        first=plan, revised=await replan(revised), results=revised, fetched=proxies, answers=answers
     )
     return settled, revised
 
