@@ -42,6 +42,10 @@ REASON_GUARD = "delete-guard"
 REASON_NAME_COLLISION = "name-collision"
 REASON_EMPTY_SCOPE = "empty-scope"
 REASON_CONFIG_CHANGE = "config-change"
+# A delete or label removal that a targeted read did not confirm (core.confirm). Not a
+# review code: like a failed scope it is AWS's view that is incomplete, and the next cycle asks
+# again; `scan` exits 3 when a confirmation failed (see `CycleReport.unconfirmed`).
+REASON_UNCONFIRMED = "unconfirmed"
 # Codes that make `scan` exit 4 (changes withheld for review; `--force` or a rename clears them).
 REVIEW_CODES = frozenset(
     {REASON_GUARD, REASON_NAME_COLLISION, REASON_EMPTY_SCOPE, REASON_CONFIG_CHANGE}
