@@ -36,6 +36,7 @@ class ErrorKind(StrEnum):
     NO_PROFILE = "no-profile"
     UNREACHABLE = "unreachable"
     MALFORMED = "malformed"
+    NOT_FOUND = "not-found"  # a targeted read of a named proxy/endpoint that does not exist
     ERROR = "error"
 
 
@@ -68,6 +69,7 @@ ERROR_KINDS: Mapping[str, ErrorKind] = {
         ),
         ErrorKind.CREDENTIALS_REJECTED,
     ),
+    **dict.fromkeys(("DBProxyNotFoundFault", "DBProxyEndpointNotFoundFault"), ErrorKind.NOT_FOUND),
 }
 DENIED_CODES = frozenset(c for c, k in ERROR_KINDS.items() if k is ErrorKind.DENIED)
 THROTTLE_CODES = frozenset(c for c, k in ERROR_KINDS.items() if k is ErrorKind.THROTTLED)
@@ -84,7 +86,8 @@ ASSUME_ROLE_DENIED_FIX = (
 )
 
 CallObserver = Callable[[str, str, int], None]
-"""(operation, outcome "ok"|"error"|"denied"|"throttled", retries) → None; counted by the shell."""
+"""(operation, outcome "ok"|"error"|"denied"|"throttled"|"not-found", retries) → None;
+counted by the shell."""
 
 
 def error_kind(code: str) -> ErrorKind:
@@ -123,6 +126,7 @@ def _ignore_call(operation: str, outcome: str, retries: int) -> None:
 _OUTCOMES: Mapping[ErrorKind, str] = {
     ErrorKind.DENIED: "denied",
     ErrorKind.THROTTLED: "throttled",
+    ErrorKind.NOT_FOUND: "not-found",  # a confirming read's answer for a gone resource
 }
 
 

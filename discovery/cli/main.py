@@ -51,7 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--output", "-o", choices=["text", "json", "yaml"], default="text")
-    p.add_argument("--force", action="store_true", help="override the delete guard once")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="apply once what is withheld for review (delete guard, empty scope, config change)",
+    )
+    p.add_argument(
+        "--accept-config-change",
+        action="store_true",
+        help="delete once the resources of account-regions the config no longer covers",
+    )
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser(

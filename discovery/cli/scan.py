@@ -16,7 +16,12 @@ from discovery.cli.common import (
     EXIT_SCOPES_FAILED,
 )
 from discovery.core.outage import global_failure
-from discovery.core.plan import REASON_EMPTY_SCOPE, REASON_NAME_COLLISION
+from discovery.core.plan import (
+    REASON_CONFIG_CHANGE,
+    REASON_EMPTY_SCOPE,
+    REASON_NAME_COLLISION,
+    REASON_UNCONFIRMED,
+)
 from discovery.core.scopes import expand_scopes, needs_listings
 from discovery.core.summary import CycleReport
 from discovery.output.progress import Progress
@@ -31,11 +36,12 @@ log = logging.getLogger("discovery")
 
 def exit_code_for(report: CycleReport) -> int:
     """1 if every scope failed for one reason of this process's setup (no credentials, no such
-    AWS_PROFILE, AWS unreachable: `discovery.core.outage`); 3 if a scope failed; else 4 if a
-    change waits for review (delete guard, name collision, empty scope); else 0."""
+    AWS_PROFILE, AWS unreachable: `discovery.core.outage`); 3 if a scope failed or a confirming
+    read failed; else 4 if a change waits for review (delete guard, name collision, empty scope,
+    config change); else 0."""
     if global_failure(report.scopes):
         return EXIT_RUNTIME
-    if report.failed_scopes:
+    if report.failed_scopes or report.unconfirmed:
         return EXIT_SCOPES_FAILED
     if report.plan.needs_review:
         return EXIT_DELETES_WITHHELD
@@ -64,6 +70,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 config_path,
                 dry_run=args.dry_run,
                 force=args.force,
+                accept_config_change=args.accept_config_change,
                 scopes=scopes,
                 on_scope=Progress(total, sys.stderr),
                 before_commit=args.before_commit,
@@ -78,7 +85,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
         return EXIT_RUNTIME
     sys.stdout.write(render(report, args.output))
     for w in report.plan.withheld:
-        if w.code in (REASON_NAME_COLLISION, REASON_EMPTY_SCOPE):
+        if w.code in (
+            REASON_NAME_COLLISION,
+            REASON_EMPTY_SCOPE,
+            REASON_CONFIG_CHANGE,
+            REASON_UNCONFIRMED,
+        ):
             log.warning("%s %s withheld [%s]: %s", w.action, w.name, w.code, w.reason)
     for result in report.scopes:
         if not result.ok:

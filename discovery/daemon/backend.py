@@ -182,6 +182,11 @@ class BackendSlot:
     def pending(self) -> bool:
         return self._next is not None
 
+    @property
+    def upcoming(self) -> Backend:
+        """The backend the next cycle uses: the offered one, else the current one."""
+        return self._next if self._next is not None else self.current
+
     def offer(self, backend: Backend) -> None:
         """Use `backend` from the next swap on; of two reloads between cycles, the last wins."""
         if self._next is not None:

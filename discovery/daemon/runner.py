@@ -262,7 +262,8 @@ class CycleRunner:
 def cycle_result(report: CycleReport | None) -> str:
     if report is None:
         return RESULT_ERROR
-    return RESULT_PARTIAL if report.failed_scopes else RESULT_OK
+    # A confirming read that failed is like a failed scope: part of AWS could not be read.
+    return RESULT_PARTIAL if report.failed_scopes or report.unconfirmed else RESULT_OK
 
 
 def log_outcome(outcome: CycleOutcome, duration: float) -> None:

@@ -71,6 +71,11 @@ FIXES: Mapping[str, str] = {
         "grant tag:GetResources (preferred) or rds:ListTagsForResource in this region; without "
         "tags every scope of this role fails and is left frozen"
     ),
+    "confirm-denied": (
+        "grant rds:ListTagsForResource in this region (see `discovery print-iam`): it confirms a "
+        "delete or a label removal before it is made; without it those changes are withheld "
+        "(unconfirmed) and scan exits 3"
+    ),
     "tls-disabled": (
         "Teleport only connects to RDS Proxies over TLS, so this proxy is skipped: turn on "
         "RequireTLS (aws rds modify-db-proxy --db-proxy-name NAME --require-tls)"
