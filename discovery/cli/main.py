@@ -25,7 +25,7 @@ from discovery.cli.run import cmd_run
 from discovery.cli.scan import cmd_scan, cmd_validate
 from discovery.core.config import ConfigError
 from discovery.ops.iam import DEFAULT_POLICY_NAME, PRINCIPAL_PLACEHOLDER
-from discovery.registry.base import RegistryConflict, RegistryError
+from discovery.registry.base import PartialApply, RegistryConflict, RegistryError
 from discovery.registry.open import BeforeCommit, RegistrySpecError
 
 __all__ = ["EXIT_CONFIG", "build_parser", "main"]
@@ -202,6 +202,9 @@ def main(argv: Sequence[str] | None = None, *, before_commit: BeforeCommit | Non
             "run the scan again",
             file=sys.stderr,
         )
+        return EXIT_RUNTIME
+    except PartialApply as exc:
+        print(f"discovery: registry apply incomplete: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     except RegistryError as exc:
         print(f"discovery: registry error: {exc}", file=sys.stderr)
