@@ -24,7 +24,7 @@ class StandinTctl:
         self.path.write_text(
             "#!/bin/sh\n"
             f"TCTL_STANDIN_STATE={shlex.quote(str(self.state_path))} "
-            f"exec {shlex.quote(sys.executable)} {shlex.quote(str(STANDIN))} \"$@\"\n"
+            f'exec {shlex.quote(sys.executable)} {shlex.quote(str(STANDIN))} "$@"\n'
         )
         self.path.chmod(0o755)
         self._write({"resources": {}, "faults": {}, "calls": []})

@@ -270,11 +270,9 @@ class _locked:
         self.path = path
 
     def __enter__(self) -> dict[str, Any]:
-        self.lock = open(f"{self.path}.lock", "w")  # noqa: SIM115 - held until __exit__
+        self.lock = open(f"{self.path}.lock", "w")
         fcntl.flock(self.lock, fcntl.LOCK_EX)
-        self.state: dict[str, Any] = (
-            json.loads(self.path.read_text()) if self.path.exists() else {}
-        )
+        self.state: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
         return self.state
 
     def __exit__(self, kind: object, exc: object, tb: object) -> None:
