@@ -33,12 +33,19 @@ REACH_FIX = "check registry.auth_server and that the Teleport proxy/auth is reac
 
 
 class TctlError(RegistryError):
-    """A tctl call failed. `str()` is one line naming the fix; `global_` when it would fail
-    every other call the same way (no tctl, identity, access, cluster unreachable, timeout)."""
+    """A tctl call failed. `str()` is one line naming the fix.
 
-    def __init__(self, message: str, *, global_: bool = False) -> None:
+    `kind` is `missing` (no tctl), `identity`, `denied`, `unreachable`, `timeout` or `other`;
+    all but `other` would fail every other call the same way (`global_`).
+    """
+
+    def __init__(self, message: str, *, kind: str = "other") -> None:
         super().__init__(message)
-        self.global_ = global_
+        self.kind = kind
+
+    @property
+    def global_(self) -> bool:
+        return self.kind != "other"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,7 +125,7 @@ class Tctl:
             raise TctlError(
                 f"cannot run tctl {self.settings.tctl!r} ({exc.strerror}): install Teleport's "
                 "tctl or set registry.tctl to its path",
-                global_=True,
+                kind="missing",
             ) from None
         try:
             out, err = await asyncio.wait_for(proc.communicate(), self.settings.timeout)
@@ -130,7 +137,7 @@ class Tctl:
                 f"tctl {' '.join(args[:1])} did not answer within {self.settings.timeout:g}s "
                 f"(registry.timeout): {REACH_FIX}; the outcome of this call is unknown and the "
                 "next cycle re-reads the cluster",
-                global_=True,
+                kind="timeout",
             ) from None
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
@@ -157,9 +164,9 @@ def explain(result: TctlResult, action: str) -> TctlError:
     """A failed call → one line naming the fix (the class of failure decides `global_`)."""
     message = result.error_line
     if _DENIED.search(message):
-        return TctlError(f"tctl {action}: {message}: {ROLE_FIX}", global_=True)
+        return TctlError(f"tctl {action}: {message}: {ROLE_FIX}", kind="denied")
     if _EXPIRED.search(message):
-        return TctlError(f"tctl {action}: {message}: {IDENTITY_FIX}", global_=True)
+        return TctlError(f"tctl {action}: {message}: {IDENTITY_FIX}", kind="identity")
     if _UNREACHABLE.search(message):
-        return TctlError(f"tctl {action}: {message}: {REACH_FIX}", global_=True)
+        return TctlError(f"tctl {action}: {message}: {REACH_FIX}", kind="unreachable")
     return TctlError(f"tctl {action}: {message}")
