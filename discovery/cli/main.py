@@ -153,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="offline demo against the bundled emulator and sample fleet")
     p.add_argument("--workdir", default=None, help="keep the demo's files here (default: temp)")
+    p.add_argument(
+        "--teleport",
+        action="store_true",
+        help="write into a Teleport cluster played by the bundled stand-in tctl, not SQLite",
+    )
     p.set_defaults(func=cmd_demo)
     return parser
 

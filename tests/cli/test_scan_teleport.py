@@ -1,5 +1,5 @@
 """`discovery scan` into a Teleport cluster: the CLI in a subprocess, the emulator over HTTP,
-the stand-in tctl (tests/harness/tctl_standin.py) as the cluster."""
+the stand-in tctl (discovery/demo/tctl_standin.py) as the cluster."""
 
 from __future__ import annotations
 

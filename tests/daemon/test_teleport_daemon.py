@@ -1,5 +1,5 @@
 """`discovery run` writing into a Teleport cluster: a real daemon process, the emulator over
-HTTP, the stand-in tctl (tests/harness/tctl_standin.py) as the cluster."""
+HTTP, the stand-in tctl (discovery/demo/tctl_standin.py) as the cluster."""
 
 from __future__ import annotations
 

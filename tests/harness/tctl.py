@@ -1,4 +1,4 @@
-"""The stand-in tctl (tests/harness/tctl_standin.py) as a test uses it: installed as an
+"""The stand-in tctl (discovery/demo/tctl_standin.py) as a test uses it: installed as an
 executable `tctl` in a folder, its cluster state and faults in a JSON file, its calls recorded.
 """
 
@@ -11,7 +11,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-STANDIN = Path(__file__).with_name("tctl_standin.py")
+from discovery.demo import tctl_standin
+
+STANDIN = Path(tctl_standin.__file__)
 
 
 class StandinTctl:

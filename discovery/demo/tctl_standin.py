@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""A stand-in for Teleport's `tctl`, for tests: `get db`, `create [-f] FILE`, `rm db/NAME`.
+"""A stand-in for Teleport's `tctl`: `get db`, `create [-f] FILE`, `rm db/NAME`.
 
-No Teleport binary can be installed where the tests run, so this script plays the part of
-tctl and its cluster, with the cluster's `db` resources in a JSON state file
-($TCTL_STANDIN_STATE). It follows what Teleport v17/v18 does, as read from its source:
+No Teleport binary can be installed where the tests run (nor in `discovery demo --teleport`),
+so this script plays the part of tctl and its cluster, with the cluster's `db` resources in a
+JSON state file ($TCTL_STANDIN_STATE). It follows what Teleport v17/v18 does, as read from its
+source:
 
 - tool/tctl/common/resource_command.go: global flags (`--auth-server`, `-i`) come before the
   subcommand; `create` decodes the file's YAML/JSON documents one after another and stops at
