@@ -103,7 +103,9 @@ def _stored(doc: object) -> StoredResource:
             "description": metadata.get("description", ""),
             "labels": _our_origin(labels),
         },
-        "spec": doc["spec"],
+        # A foreign resource of another kind of database may lack what ours always carry;
+        # read it anyway (it is never written), so one odd resource cannot block every cycle.
+        "spec": {"protocol": "", "uri": "", **doc["spec"]},
     }
     try:
         resource = Resource.from_dict(normalized)
