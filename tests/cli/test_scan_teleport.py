@@ -13,7 +13,7 @@ from tests.cli.conftest import ACCOUNT_A, ACCOUNT_B, Harness, base_config
 from tests.harness.fleet import find_proxy, remove_proxy
 from tests.harness.tctl import StandinTctl
 
-EXIT_OK, EXIT_RUNTIME, EXIT_SCOPES_FAILED = 0, 1, 3
+EXIT_OK, EXIT_RUNTIME, EXIT_SCOPES_FAILED, EXIT_GUARD = 0, 1, 3, 4
 ALL = 16  # base_fleet: 8 proxies, each with a read-only endpoint
 PROXY_A = f"a-east-1-rdsproxy-us-east-1-{ACCOUNT_A}"
 
@@ -257,3 +257,23 @@ def test_auth_server_and_identity_come_before_the_subcommand(
     calls = tctl.calls()
     assert calls[0] == [*flags, "get", "db", "--format=json"]
     assert all(c[:4] == flags for c in calls)
+
+
+def test_the_delete_guard_holds_with_tctl(harness: Harness, tctl: StandinTctl) -> None:
+    config = harness.write_config(teleport_config(tctl))
+    assert harness.scan(config).code == EXIT_OK
+    fleet = copy.deepcopy(harness.fleet)
+    for name in ("a-east-1", "a-east-2", "b-east-1"):
+        account = ACCOUNT_B if name.startswith("b") else ACCOUNT_A
+        remove_proxy(fleet, account, "us-east-1", name)
+    harness.update_fleet(fleet)
+    tctl.clear_calls()
+
+    result = harness.scan(config)
+
+    assert result.code == EXIT_GUARD, result.stderr
+    doc = result.json()
+    assert doc["plan"]["delete"] == []
+    assert len([w for w in doc["withheld"] if w["action"] == "delete"]) == 6
+    assert tctl.writes() == []
+    assert len(tctl.resources()) == ALL
