@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from discovery.core.model import Changes, Resource, StoredResource
 from discovery.registry.base import PartialApply, RegistryConflict, RegistryError, WriteFailure
@@ -41,7 +40,6 @@ BATCH = 50
 """Documents per `tctl create` call: few calls, each well inside the per-call timeout."""
 
 _WRITTEN = re.compile(r'^database "(?P<name>[^"]+)" has been (?P<how>created|updated|deleted)')
-_NOT_FOUND = re.compile(r"doesn't exist|not found", re.I)
 
 
 @dataclass
@@ -54,9 +52,8 @@ class _Progress:
 class TeleportRegistry:
     """A `Registry` in a Teleport cluster, written through tctl."""
 
-    def __init__(self, settings: TctlSettings, *, workdir: Path | None = None) -> None:
+    def __init__(self, settings: TctlSettings) -> None:
         self.tctl = Tctl(settings)
-        self._workdir = workdir
         self.where = f"teleport {settings.auth_server or '(tctl default cluster)'}"
 
     async def list_resources(self) -> list[StoredResource]:
@@ -141,7 +138,7 @@ class TeleportRegistry:
     ) -> tuple[set[str], TctlError | None]:
         """One `tctl create [-f] FILE`: the names it wrote, and its error if it failed."""
         with tempfile.NamedTemporaryFile(
-            "w", suffix=".yaml", prefix="discovery-", dir=self._workdir, encoding="utf-8"
+            "w", suffix=".yaml", prefix="discovery-", encoding="utf-8"
         ) as file:
             file.write(encode_documents(batch))
             file.flush()
@@ -151,11 +148,10 @@ class TeleportRegistry:
             except TctlError as exc:
                 return set(), exc
         wanted = {r.name for r in batch}
+        if result.ok:  # every document was written, whatever tctl printed about each
+            return wanted, None
         written = {m["name"] for m in map(_WRITTEN.match, result.stdout.splitlines()) if m}
-        written &= wanted
-        if result.ok:
-            return written, None
-        return written, explain(result, "create -f" if force else "create")
+        return written & wanted, explain(result, "create -f" if force else "create")
 
     async def _delete(self, progress: _Progress, name: str) -> None:
         try:
@@ -164,7 +160,8 @@ class TeleportRegistry:
             progress.stopped = exc
             progress.failed.append(WriteFailure(action="delete", name=name, reason=str(exc)))
             return
-        if result.ok or _NOT_FOUND.search(result.error_line):
+        gone = re.search(rf'database "{re.escape(name)}" (doesn\'t exist|not found)', result.stderr)
+        if result.ok or gone:
             progress.written.append(("delete", name))  # already gone is as good as deleted
             return
         error = explain(result, "rm")
