@@ -150,7 +150,7 @@ def open_spec(
     if kind == "teleport":
         return _teleport_spec(rest.strip(), flag=flag, environ=environ)
     raise RegistrySpecError(
-        f"{flag}: {spec!r}: write sqlite:PATH, postgres:DSN or teleport:[AUTH_SERVER]"
+        f"{flag}: {spec!r}: write sqlite:PATH or postgres:DSN (or teleport:[AUTH_SERVER])"
     )
 
 
