@@ -66,3 +66,13 @@ def test_copy_into_a_non_empty_cluster_is_refused(
     assert copied.code == 1
     assert "Traceback" not in copied.stderr
     assert list(tctl.resources()) == ["hand-made"]
+
+
+def test_registry_migrate_has_nothing_to_do(harness: Harness, tctl: StandinTctl) -> None:
+    config = harness.write_config(
+        base_config(registry={"backend": "teleport", "tctl": str(tctl.path)})
+    )
+    result = harness.run("registry", "migrate", config=config)
+    assert result.code == 0, result.stderr
+    assert "nothing to do" in result.stdout
+    assert tctl.calls() == []
