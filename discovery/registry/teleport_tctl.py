@@ -151,7 +151,11 @@ class Tctl:
         )
 
 
-_EXPIRED = re.compile(r"expired|x509: certificate|identity file|tls: bad certificate", re.I)
+# An identity that cannot be used: expired, not trusted, or its file missing (tctl -i FILE).
+_EXPIRED = re.compile(
+    r"expired|x509: certificate|identity file|tls: bad certificate|no such file or directory",
+    re.I,
+)
 _DENIED = re.compile(r"access denied", re.I)
 _UNREACHABLE = re.compile(
     r"connection refused|no such host|i/o timeout|unreachable|connect: |failed to connect|"

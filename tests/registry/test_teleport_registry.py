@@ -107,3 +107,17 @@ async def test_a_global_failure_stops_the_apply(
 def test_empty_listings_in_both_forms() -> None:
     assert decode_list("[]") == []
     assert decode_list("null") == []  # tctl before WriteJSONArray printed a nil slice as null
+
+
+async def test_a_missing_identity_file_names_the_renewal(tctl: StandinTctl, tmp_path: Path) -> None:
+    registry = TeleportRegistry(
+        TctlSettings(
+            tctl=str(tctl.path),
+            auth_server="teleport.example.com:443",
+            identity=str(tmp_path / "gone"),
+            timeout=20,
+        )
+    )
+    with pytest.raises(TctlError, match="renew the bot identity") as caught:
+        await registry.list_resources()
+    assert caught.value.kind == "identity"
