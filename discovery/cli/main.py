@@ -1,4 +1,4 @@
-"""The command line: `discovery run | scan | validate | registry list|export|migrate|copy
+"""The command line: `discovery run | scan | validate | registry list|export|history|migrate|copy
 | print-iam | iam bootstrap | doctor | emulator | demo` — the parser and the dispatch.
 
 The commands are in `scan`, `run`, `registry` and `ops` next to this module; what they are
@@ -19,6 +19,7 @@ from discovery.cli.registry import (
     cmd_registry,
     cmd_registry_adopt,
     cmd_registry_copy,
+    cmd_registry_history,
     cmd_registry_migrate,
 )
 from discovery.cli.run import cmd_run
@@ -68,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTP address for /metrics /healthz /readyz /status (default: server.listen)",
     )
     p.add_argument("--log-format", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--once", action="store_true", help="one cycle in the foreground; exit codes as scan"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="plan and report every cycle, never apply"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a config file and exit")
@@ -76,13 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("registry", help="read, migrate or copy the registry")
     reg = p.add_subparsers(dest="registry_command", required=True, metavar="SUBCOMMAND")
-    q = reg.add_parser("list", help="a table of every resource in the registry")
+    q = reg.add_parser("list", help="every resource in the registry: a table, JSON or YAML")
     with_config(q)
+    q.add_argument("--output", "-o", choices=["text", "json", "yaml"], default="text")
     q.set_defaults(func=cmd_registry)
     q = reg.add_parser("export", help="owned resources as multi-document YAML for tctl create -f")
     with_config(q)
     q.add_argument("--all", action="store_true", help="every resource, not only owned ones")
     q.set_defaults(func=cmd_registry)
+    q = reg.add_parser("history", help="the most recent applies (the apply journal), newest first")
+    with_config(q)
+    q.add_argument("--limit", "-n", type=_positive_int, default=20, metavar="N", help="default 20")
+    q.add_argument("--output", "-o", choices=["text", "json"], default="text")
+    q.set_defaults(func=cmd_registry_history)
     q = reg.add_parser("migrate", help="create or upgrade the registry's schema now")
     with_config(q)
     q.set_defaults(func=cmd_registry_migrate)
@@ -160,6 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_demo)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None, *, before_commit: BeforeCommit | None = None) -> int:

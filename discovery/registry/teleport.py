@@ -28,10 +28,14 @@ from __future__ import annotations
 import re
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
+from discovery.core.journal import JournalEntry, journal_entry
 from discovery.core.model import Changes, Resource, StoredResource
 from discovery.registry.base import PartialApply, RegistryConflict, RegistryError, WriteFailure
 from discovery.registry.teleport_codec import TctlOutputError, decode_list, encode_documents
+from discovery.registry.teleport_journal import TeleportJournal
 from discovery.registry.teleport_tctl import Tctl, TctlError, TctlSettings, explain
 
 __all__ = ["BATCH", "TeleportRegistry"]
@@ -52,8 +56,9 @@ class _Progress:
 class TeleportRegistry:
     """A `Registry` in a Teleport cluster, written through tctl."""
 
-    def __init__(self, settings: TctlSettings) -> None:
+    def __init__(self, settings: TctlSettings, *, journal: Path | None = None) -> None:
         self.tctl = Tctl(settings)
+        self.journal = TeleportJournal(journal)
         self.where = f"teleport {settings.auth_server or '(tctl default cluster)'}"
 
     async def list_resources(self) -> list[StoredResource]:
@@ -77,11 +82,24 @@ class TeleportRegistry:
                 progress.failed.append(_not_tried("delete", stored.resource.name, progress))
                 continue
             await self._delete(progress, stored.resource.name)
+        entry = journal_entry(changes)
+        if entry is not None:
+            self.journal.append(entry, progress.written)
         if not progress.failed:
             return
         if not progress.written and progress.stopped is not None:
             raise progress.stopped
         raise PartialApply(written=progress.written, failed=progress.failed)
+
+    async def history(
+        self,
+        *,
+        discovery_group: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        """The local journal's rows (`registry.journal`); none without one."""
+        return self.journal.history(discovery_group=discovery_group, since=since, limit=limit)
 
     async def close(self) -> None:
         return None

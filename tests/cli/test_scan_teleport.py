@@ -277,3 +277,28 @@ def test_the_delete_guard_holds_with_tctl(harness: Harness, tctl: StandinTctl) -
     assert len([w for w in doc["withheld"] if w["action"] == "delete"]) == 6
     assert tctl.writes() == []
     assert len(tctl.resources()) == ALL
+
+
+@pytest.mark.parametrize("journal", [True, False], ids=["journal", "no-journal"])
+def test_with_a_journal_a_slow_drain_trips_the_delete_guard(
+    harness: Harness, tctl: StandinTctl, journal: bool
+) -> None:
+    extra = {"journal": "journal.jsonl"} if journal else {}
+    config = harness.write_config(teleport_config(tctl, **extra))
+    assert harness.scan(config).code == EXIT_OK
+    fleet = copy.deepcopy(harness.fleet)
+    codes = []
+    for name in ("a-east-1", "a-east-2", "b-east-1"):  # two resources each: under 3 per cycle
+        account = ACCOUNT_B if name.startswith("b") else ACCOUNT_A
+        remove_proxy(fleet, account, "us-east-1", name)
+        harness.update_fleet(fleet)
+        codes.append(harness.scan(config).code)
+    if not journal:  # the guard sees each cycle alone: the drain goes through
+        assert codes == [EXIT_OK, EXIT_OK, EXIT_OK]
+        assert not harness.tmp_path.joinpath("journal.jsonl").exists()
+        return
+    assert codes == [EXIT_OK, EXIT_OK, EXIT_GUARD]
+    assert len(tctl.resources()) == ALL - 4
+    history = harness.run("registry", "history", config=config)
+    assert history.code == 0, history.stderr
+    assert len(harness.tmp_path.joinpath("journal.jsonl").read_text().splitlines()) == 3
