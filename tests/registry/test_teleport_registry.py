@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from discovery.core.model import Changes, Update
+from discovery.core.model import Changes, JournalStamp, Update
 from discovery.registry.base import PartialApply, RegistryConflict
 from discovery.registry.teleport import BATCH, TeleportRegistry
 from discovery.registry.teleport_codec import decode_list
@@ -121,3 +122,29 @@ async def test_a_missing_identity_file_names_the_renewal(tctl: StandinTctl, tmp_
     with pytest.raises(TctlError, match="renew the bot identity") as caught:
         await registry.list_resources()
     assert caught.value.kind == "identity"
+
+
+async def test_the_journal_keeps_only_what_was_written(tctl: StandinTctl, tmp_path: Path) -> None:
+    journal = tmp_path / "journal.jsonl"
+    registry = TeleportRegistry(TctlSettings(tctl=str(tctl.path), timeout=20), journal=journal)
+    at = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
+    stamp = JournalStamp(cycle_id="c1", discovery_group="prod", at=at)
+    tctl.set_faults(fail_document={"name": "b", "message": "quota exceeded"})
+    with pytest.raises(PartialApply):
+        await registry.apply(
+            Changes(create=(make_resource("a"), make_resource("b")), journal=stamp)
+        )
+    (entry,) = await registry.history(discovery_group="prod")
+    assert (entry.cycle_id, entry.created, entry.deleted) == ("c1", ("a",), ())
+    assert await registry.history(discovery_group="other") == []
+    assert await registry.history(since=at + timedelta(seconds=1)) == []
+    # Another process (the next scan) reads the same file.
+    again = TeleportRegistry(TctlSettings(tctl=str(tctl.path)), journal=journal)
+    assert await again.history() == [entry]
+
+
+async def test_no_journal_file_no_history(registry: TeleportRegistry, tmp_path: Path) -> None:
+    stamp = JournalStamp(cycle_id="c1", discovery_group="prod", at=datetime.now(UTC))
+    await registry.apply(Changes(create=(make_resource("a"),), journal=stamp))
+    assert await registry.history() == []
+    assert list(tmp_path.glob("*.jsonl")) == []
