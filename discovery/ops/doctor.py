@@ -27,6 +27,7 @@ from discovery.aws.clients import AWSSettings
 from discovery.core.config import Config
 from discovery.ops.checks_endpoints import check_tcp, check_tls
 from discovery.ops.checks_identity import check_credentials, check_roles
+from discovery.ops.checks_organization import check_organizations
 from discovery.ops.checks_rds import check_scopes
 from discovery.ops.checks_teleport import check_teleport
 from discovery.ops.diagnosis import Check, Status
@@ -96,6 +97,7 @@ async def run_doctor(
             aws, config, base, config_hint=settings.config_hint
         )
         emit(role_checks)
+        emit(await check_organizations(aws, config))
         scope_checks, scopes = await check_scopes(
             aws, config, identities, config_hint=settings.config_hint
         )
