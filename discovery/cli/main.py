@@ -27,7 +27,7 @@ from discovery.cli.scan import cmd_scan, cmd_validate
 from discovery.core.config import ConfigError
 from discovery.ops.iam import DEFAULT_POLICY_NAME, PRINCIPAL_PLACEHOLDER
 from discovery.output.logs import configure_logging
-from discovery.registry.base import RegistryConflict, RegistryError
+from discovery.registry.base import PartialApply, RegistryConflict, RegistryError
 from discovery.registry.open import BeforeCommit, RegistrySpecError
 
 __all__ = ["EXIT_CONFIG", "build_parser", "main"]
@@ -171,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="offline demo against the bundled emulator and sample fleet")
     p.add_argument("--workdir", default=None, help="keep the demo's files here (default: temp)")
+    p.add_argument(
+        "--teleport",
+        action="store_true",
+        help="write into a Teleport cluster played by the bundled stand-in tctl, not SQLite",
+    )
     p.set_defaults(func=cmd_demo)
     _log_level_after_every_command(parser)
     return parser
@@ -255,6 +260,9 @@ def main(argv: Sequence[str] | None = None, *, before_commit: BeforeCommit | Non
             "run the scan again",
             file=sys.stderr,
         )
+        return EXIT_RUNTIME
+    except PartialApply as exc:
+        print(f"discovery: registry apply incomplete: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     except RegistryError as exc:
         print(f"discovery: registry error: {exc}", file=sys.stderr)

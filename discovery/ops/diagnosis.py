@@ -90,6 +90,22 @@ FIXES: Mapping[str, str] = {
         "over peering with DNS resolution enabled); run doctor where the database agent runs"
     ),
     "tcp-error": "the connection failed: see the error above",
+    "tctl-missing": (
+        "install Teleport's tctl (the cluster's version) or set registry.tctl to its path"
+    ),
+    "tctl-identity": (
+        "renew the bot identity: check that tbot runs and writes the file registry.identity "
+        "names, and that registry.auth_server is the cluster it was issued by"
+    ),
+    "tctl-denied": (
+        "give the identity's Teleport role a rule for resources [db] with verbs [list, read, "
+        "create, update, delete] (README: Write into a Teleport cluster)"
+    ),
+    "tctl-unreachable": (
+        "check registry.auth_server (the proxy address, e.g. teleport.example.com:443) and "
+        "network access to it from this host; registry.timeout bounds each call"
+    ),
+    "tctl-error": "tctl answered with an error: see the error above",
 }
 
 

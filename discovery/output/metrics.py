@@ -82,7 +82,8 @@ class Metrics:
             "discovery_cycles",
             "Cycles run, by result: ok (every scope answered), partial (some scopes failed and "
             "were left frozen, the rest applied), error (stopped before the apply finished: "
-            "registry unreachable, a concurrent writer, a bug; nothing written), fenced (this "
+            "registry unreachable, a concurrent writer, a bug; nothing written, or with the "
+            "teleport backend, which has no transactions, part of it: see the log), fenced (this "
             "replica lost leadership during the cycle; stopped, nothing written).",
             ["result"],
             registry=r,

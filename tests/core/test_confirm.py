@@ -264,10 +264,15 @@ def test_a_failed_tag_read_withholds_and_counts() -> None:
 
 
 def test_a_delete_in_an_account_region_no_scope_answered_for_asks_nothing() -> None:
-    # A region dropped from the config: nothing to ask AWS about (and no credentials to ask).
+    # A region dropped from the config: nothing to ask AWS about (and no credentials to ask);
+    # the deletes wait for the operator as config changes (core.coverage), not as unconfirmed.
     other = replace(a_scope(), region="eu-west-1")
     settled, asked = confirm([], registered([a_proxy("db")], a_scope()), failing("x"), other)
-    assert asked == [] and deleted(settled) == {DB, DB_RO}
+    assert asked == [] and deleted(settled) == set()
+    assert {(w.name, w.code) for w in settled.plan.withheld} == {
+        (DB, "config-change"),
+        (DB_RO, "config-change"),
+    }
 
 
 def test_a_scope_of_another_account_is_not_asked() -> None:
