@@ -234,7 +234,22 @@ class AWSClientConfig(_Frozen):
     read_timeout: Timeout = 30.0
     connect_timeout: Timeout = 5.0
     max_attempts: WholeNumber = Field(default=6, ge=1, le=20)
-    max_concurrency: WholeNumber = Field(default=64, ge=1, le=1000)
+    # Calls in flight over all scopes (the global ceiling), and per (account, region): AWS
+    # throttles per account and region, so that limit halves when AWS throttles.
+    max_concurrency: WholeNumber = Field(default=256, ge=1, le=1000)
+    max_concurrency_per_account_region: WholeNumber = Field(default=16, ge=1, le=300)
+    # A scope still fetching this long after it started is failed (frozen) for this cycle.
+    scope_deadline: Timeout = 60.0
+
+    @model_validator(mode="after")
+    def _per_key_within_global(self) -> AWSClientConfig:
+        if self.max_concurrency_per_account_region > self.max_concurrency:
+            raise ValueError(
+                f"max_concurrency_per_account_region ({self.max_concurrency_per_account_region}) "
+                f"must not exceed max_concurrency ({self.max_concurrency}); lower it or raise "
+                "max_concurrency"
+            )
+        return self
 
 
 class ServerConfig(_Frozen):
