@@ -64,7 +64,7 @@ class AWSSettings:
             connect_timeout=client.connect_timeout,
             read_timeout=client.read_timeout,
             max_concurrency=client.max_concurrency,
-            max_concurrency_per_account_region=client.max_concurrency_per_account_region,
+            max_concurrency_per_account_region=client.per_account_region,
             scope_deadline=client.scope_deadline,
         )
 
