@@ -23,6 +23,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.credentials import AioRefreshableCredentials
 from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import AioSession, get_session
+from botocore.context import get_context
 from botocore.exceptions import BotoCoreError
 from botocore.utils import parse_timestamp
 
@@ -258,6 +259,7 @@ class AWSClients:
         # The client signs for whichever role the calling task carries (see _ScopeCredentials);
         # aiobotocore has no public setter for a client's signing credentials.
         client._request_signer._credentials = self._signing
+        _cache_user_agent(client)
         self.clients_created += 1
         # botocore asks "needs-retry" after every attempt; this handler only looks (it returns
         # None, so botocore's own retry handler still decides). It sees the throttled attempts
@@ -345,6 +347,31 @@ def _parse_timestamp(value: Any) -> datetime:
             if parsed.tzinfo is not None:
                 return parsed
     return parse_timestamp(value)  # type: ignore[no-any-return]
+
+
+def _cache_user_agent(client: Any) -> None:
+    """Build the client's User-Agent header once per set of request features, not per request.
+
+    botocore rebuilds the string for every request (`UserAgentString.to_string`, called by the
+    `request-created` handler and when a request is prepared): ~0.4 ms of CPU each, about a
+    tenth of a call's CPU in the org-shape profile. Its inputs are the client's settings
+    (fixed) and the features botocore's request context carries, which key the cache.
+    """
+    creator = getattr(client, "_user_agent_creator", None)
+    if creator is None:
+        return
+    build = creator.to_string
+    built: dict[frozenset[str], str] = {}
+
+    def to_string() -> str:
+        context = get_context()
+        key = frozenset(context.features) if context is not None else frozenset()
+        value = built.get(key)
+        if value is None:
+            value = built[key] = build()
+        return value
+
+    creator.to_string = to_string
 
 
 def _parse_timestamps_fast(session: AioSession) -> None:
