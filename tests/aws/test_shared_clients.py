@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from discovery.aws.calls import Caller
+from discovery.aws.calls import Caller, ErrorKind, FetchError
 from discovery.aws.clients import AWSClients, AWSSettings
 from discovery.aws.rds_proxy import AWSSource
 from discovery.core.model import Scope
@@ -160,3 +160,16 @@ async def test_assumed_roles_are_kept_in_a_bounded_cache(emulator: EmulatorThrea
     assert page["DBProxies"][0]["DBProxyArn"].split(":")[4] == ACCOUNTS[0]
     assert calls(emulator)["AssumeRole"] == len(ACCOUNTS) + 1  # assumed again, still right
     assert caller.tracked_keys == 0  # nothing in flight: no per-key state left
+
+
+async def test_no_base_credentials_is_still_a_one_line_scope_failure(
+    emulator: EmulatorThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no IMDS lookup off this machine
+    async with AWSSource() as source:
+        with pytest.raises(FetchError) as err:
+            await source.fetch(Scope(matcher_index=0, region="us-east-1"))
+    assert err.value.kind is ErrorKind.NO_CREDENTIALS
+    assert "no AWS credentials found" in str(err.value)
