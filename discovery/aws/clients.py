@@ -144,8 +144,8 @@ class ScopedClient:
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
-        if name.startswith("_") or not callable(attribute):
-            return attribute
+        if name not in self._client.meta.method_to_api_mapping:
+            return attribute  # not an API operation (meta, exceptions, get_paginator, ...)
         return _ScopedMethod(attribute, self._credentials, self._limit_key)
 
 

@@ -173,3 +173,11 @@ async def test_no_base_credentials_is_still_a_one_line_scope_failure(
             await source.fetch(Scope(matcher_index=0, region="us-east-1"))
     assert err.value.kind is ErrorKind.NO_CREDENTIALS
     assert "no AWS credentials found" in str(err.value)
+
+
+async def test_only_api_operations_are_scoped(emulator: EmulatorThread) -> None:
+    async with AWSClients(caller=Caller(max_concurrency=2)) as clients:
+        rds = await clients.client(role(ACCOUNTS[0]), "", "rds", "us-east-1")
+        assert rds.describe_db_proxies.limit_key == (ACCOUNTS[0], "us-east-1")
+        assert rds.meta.region_name == "us-east-1"
+        assert rds.can_paginate("describe_db_proxies") is True  # botocore's own, unwrapped
