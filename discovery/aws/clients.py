@@ -1,9 +1,8 @@
 """AWS sessions and clients, made once and reused: the base chain and every assumed role.
 
 Endpoints come from botocore's own settings, so `AWS_ENDPOINT_URL` points the services at an
-emulator without a code path of ours. Three patches to SDK internals came out of the benchmark
-(bench/RESULTS.md, tests/bench/test_aws_fast_paths.py): a faster timestamp parser, TLS contexts
-shared between clients, and one service-model loader for every assumed-role session.
+emulator without a code path of ours. One client per (service, region) signs for every role
+(`AWSClients`); the speed-ups of SDK internals the benchmark led to are in `sdk_speedups`.
 """
 
 from __future__ import annotations
@@ -11,21 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.credentials import AioRefreshableCredentials
-from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import AioSession, get_session
-from botocore.context import get_context
 from botocore.exceptions import BotoCoreError
-from botocore.utils import parse_timestamp
 
 from discovery.aws.calls import (
     THROTTLE_CODES,
@@ -35,6 +29,11 @@ from discovery.aws.calls import (
     library_error_kind,
 )
 from discovery.aws.limits import CURRENT_LIMIT_KEY
+from discovery.aws.sdk_speedups import (
+    cache_user_agent,
+    parse_timestamps_fast,
+    shared_tls_session_class,
+)
 
 if TYPE_CHECKING:
     from discovery.core.config import AWSClientConfig
@@ -180,7 +179,7 @@ class AWSClients:
         self._settings = settings or AWSSettings()
         self._on_throttle = on_throttle
         self._base = base_session or get_session()
-        _parse_timestamps_fast(self._base)
+        parse_timestamps_fast(self._base)
         self._config = AioConfig(
             # total_max_attempts counts the first try; botocore's max_attempts would not.
             retries={"mode": "standard", "total_max_attempts": self._settings.max_attempts},
@@ -189,7 +188,7 @@ class AWSClients:
             # One pool per shared client (service, region): as many connections as calls in
             # flight, kept alive and reused by every account's scopes of that endpoint.
             max_pool_connections=self._settings.max_concurrency,
-            http_session_cls=_shared_tls_session_class(),
+            http_session_cls=shared_tls_session_class(),
         )
         self._signing = _ScopeCredentials(self._base)
         self._max_roles = max(1, max_cached_roles)
@@ -259,7 +258,7 @@ class AWSClients:
         # The client signs for whichever role the calling task carries (see _ScopeCredentials);
         # aiobotocore has no public setter for a client's signing credentials.
         client._request_signer._credentials = self._signing
-        _cache_user_agent(client)
+        cache_user_agent(client)
         self.clients_created += 1
         # botocore asks "needs-retry" after every attempt; this handler only looks (it returns
         # None, so botocore's own retry handler still decides). It sees the throttled attempts
@@ -330,76 +329,3 @@ def _role_account(role: str) -> str:
         return ""
     parts = role.split(":")
     return parts[4] if len(parts) > 4 and parts[4] else role
-
-
-def _parse_timestamp(value: Any) -> datetime:
-    """botocore's timestamp parser, minus dateutil for the ISO 8601 form AWS answers with.
-
-    Same values (timezone-aware datetimes); dateutil's generic parser cost about 2 s of CPU per
-    cycle over 20,000 resources (two timestamps per proxy, one per endpoint; bench/RESULTS.md).
-    """
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is not None:
-                return parsed
-    return parse_timestamp(value)  # type: ignore[no-any-return]
-
-
-def _cache_user_agent(client: Any) -> None:
-    """Build the client's User-Agent header once per set of request features, not per request.
-
-    botocore rebuilds the string for every request (`UserAgentString.to_string`, called by the
-    `request-created` handler and when a request is prepared): ~0.4 ms of CPU each, about a
-    tenth of a call's CPU in the org-shape profile. Its inputs are the client's settings
-    (fixed) and the features botocore's request context carries, which key the cache.
-    """
-    creator = getattr(client, "_user_agent_creator", None)
-    if creator is None:
-        return
-    build = creator.to_string
-    built: dict[frozenset[str], str] = {}
-
-    def to_string() -> str:
-        context = get_context()
-        key = frozenset(context.features) if context is not None else frozenset()
-        value = built.get(key)
-        if value is None:
-            value = built[key] = build()
-        return value
-
-    creator.to_string = to_string
-
-
-def _parse_timestamps_fast(session: AioSession) -> None:
-    factory = session.get_component("response_parser_factory")
-    factory.set_parser_defaults(timestamp_parser=_parse_timestamp)
-
-
-def _shared_tls_session_class() -> type[Any]:
-    """An aiobotocore HTTP session class whose instances share their TLS contexts.
-
-    aiobotocore builds one TLS context per client, loading the CA bundle each time (tens of
-    milliseconds of CPU and about a megabyte each); a cycle has two clients per scope. The
-    contexts depend only on the client settings, the same for every client of one source.
-    """
-    built: dict[tuple[Any, ...], Any] = {}
-    lock = threading.Lock()  # contexts are built in worker threads
-
-    class SharedTLSSession(AIOHTTPSession):  # type: ignore[misc]
-        def _build_ssl_contexts(self, proxy_url: Any) -> Any:
-            key = (
-                repr(getattr(self, "_verify", None)),
-                getattr(self, "_cert_file", None),
-                getattr(self, "_key_file", None),
-                proxy_url,
-            )
-            with lock:
-                if key not in built:
-                    built[key] = super()._build_ssl_contexts(proxy_url)
-                return built[key]
-
-    return SharedTLSSession

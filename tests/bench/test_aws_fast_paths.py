@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.utils import parse_timestamp
 
-from discovery.aws.clients import _parse_timestamp
+from discovery.aws.sdk_speedups import parse_aws_timestamp
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,7 @@ from discovery.aws.clients import _parse_timestamp
     ],
 )
 def test_timestamps_parse_as_botocore_parses_them(value: object) -> None:
-    fast, slow = _parse_timestamp(value), parse_timestamp(value)
+    fast, slow = parse_aws_timestamp(value), parse_timestamp(value)
     assert fast == slow
     assert fast.utcoffset() == slow.utcoffset()
     assert fast.isoformat() == slow.isoformat()  # what the credential refresh hands on
