@@ -212,7 +212,10 @@ def open_clients(settings: AWSSettings, *, session: AioSession | None = None) ->
     """The AWS layer alone (sessions, clients, the call wrapper), for `doctor`: the same client
     cache, paging guards and error table as a cycle's, with `settings` from the config's
     `aws_client` section (doctor may override some). An async context manager."""
-    caller = Caller(max_concurrency=settings.max_concurrency)
+    caller = Caller(
+        max_concurrency=settings.max_concurrency,
+        per_key_concurrency=settings.max_concurrency_per_account_region,
+    )
     return AWSClients(caller=caller, settings=settings, base_session=session)
 
 

@@ -197,6 +197,9 @@ class SafetyConfig(_Frozen):
     delete_window: Window = 3600.0
 
 
+DEFAULT_PER_ACCOUNT_REGION = 16
+
+
 class AWSClientConfig(_Frozen):
     """How the AWS clients behave: timeouts, retries and concurrency (botocore's settings).
 
@@ -207,7 +210,31 @@ class AWSClientConfig(_Frozen):
     read_timeout: Timeout = 30.0
     connect_timeout: Timeout = 5.0
     max_attempts: WholeNumber = Field(default=6, ge=1, le=20)
-    max_concurrency: WholeNumber = Field(default=64, ge=1, le=1000)
+    # Calls in flight over all scopes (the global ceiling), and per (account, region): AWS
+    # throttles per account and region, so that limit halves when AWS throttles.
+    max_concurrency: WholeNumber = Field(default=256, ge=1, le=1000)
+    # Unset: 16, or max_concurrency when that is lower (see `per_account_region`).
+    max_concurrency_per_account_region: WholeNumber | None = Field(default=None, ge=1, le=300)
+    # A scope still fetching this long after it started is failed (frozen) for this cycle.
+    scope_deadline: Timeout = 60.0
+
+    @property
+    def per_account_region(self) -> int:
+        """The calls in flight allowed per (account, region)."""
+        if self.max_concurrency_per_account_region is None:
+            return min(DEFAULT_PER_ACCOUNT_REGION, self.max_concurrency)
+        return self.max_concurrency_per_account_region
+
+    @model_validator(mode="after")
+    def _per_key_within_global(self) -> AWSClientConfig:
+        per = self.max_concurrency_per_account_region
+        if per is not None and per > self.max_concurrency:
+            raise ValueError(
+                f"max_concurrency_per_account_region ({self.max_concurrency_per_account_region}) "
+                f"must not exceed max_concurrency ({self.max_concurrency}); lower it or raise "
+                "max_concurrency"
+            )
+        return self
 
 
 class ServerConfig(_Frozen):

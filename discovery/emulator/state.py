@@ -375,12 +375,21 @@ class Stats:
 
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str, str, str]] = Counter()
+        # Client connections that sent a request since the last reset, by the client's
+        # (host, port): a port is not reused while its connection lives, nor soon after.
+        self.peers: set[Any] = set()
+
+    def connection(self, transport: Any) -> None:
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        if peer is not None:
+            self.peers.add(tuple(peer))
 
     def record(self, operation: str, account: str, region: str, outcome: str) -> None:
         self.calls[(operation, account, region, outcome)] += 1
 
     def reset(self) -> None:
         self.calls.clear()
+        self.peers.clear()
 
     def snapshot(self) -> dict[str, Any]:
         by_op: dict[str, dict[str, int]] = {}
@@ -389,6 +398,7 @@ class Stats:
             d[outcome] = d.get(outcome, 0) + n
         return {
             "total": sum(self.calls.values()),
+            "connections": len(self.peers),
             "by_operation": dict(sorted(by_op.items())),
             "calls": [
                 {"operation": op, "account": a, "region": r, "outcome": o, "count": n}
