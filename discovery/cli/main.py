@@ -79,9 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     q = reg.add_parser("list", help="a table of every resource in the registry")
     with_config(q)
     q.set_defaults(func=cmd_registry)
-    q = reg.add_parser("export", help="owned resources as multi-document YAML for tctl create -f")
+    q = reg.add_parser(
+        "export",
+        help="owned resources as documents for tctl create -f (YAML, or a stream of JSON objects)",
+    )
     with_config(q)
     q.add_argument("--all", action="store_true", help="every resource, not only owned ones")
+    q.add_argument(
+        "--format",
+        choices=["yaml", "json"],
+        default="yaml",
+        help="yaml: '---'-separated documents (default); json: one object after another, "
+        "never an array (tctl create reads a JSON stream, not a list)",
+    )
     q.set_defaults(func=cmd_registry)
     q = reg.add_parser("migrate", help="create or upgrade the registry's schema now")
     with_config(q)
