@@ -113,6 +113,10 @@ class Matcher(_Frozen):
     tags: Mapping[str, tuple[str, ...]] = Field(default_factory=lambda: {"*": ("*",)})
     assume_role_arn: str = ""
     external_id: str = ""
+    # The role the Teleport Database Service assumes to connect (spec.aws.assume_role_arn of
+    # what this matcher registers); empty: the discovery role above, as Teleport does.
+    db_assume_role_arn: str = ""
+    db_external_id: str = ""
 
     @field_validator("types")
     @classmethod
@@ -159,7 +163,7 @@ class Matcher(_Frozen):
             out[str(key)] = values
         return out
 
-    @field_validator("assume_role_arn")
+    @field_validator("assume_role_arn", "db_assume_role_arn")
     @classmethod
     def _role(cls, arn: str) -> str:
         if arn and not ROLE_ARN_RE.match(arn):
@@ -172,6 +176,10 @@ class Matcher(_Frozen):
     def _external_id_needs_role(self) -> Matcher:
         if self.external_id and not self.assume_role_arn:
             raise ValueError("external_id requires assume_role_arn; set both or remove external_id")
+        if self.db_external_id and not self.db_assume_role_arn:
+            raise ValueError(
+                "db_external_id requires db_assume_role_arn; set both or remove db_external_id"
+            )
         return self
 
     @property

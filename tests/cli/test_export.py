@@ -55,3 +55,27 @@ def test_an_export_of_another_groups_registry_says_how_to_get_them(harness: Harn
     assert "no resource in the registry belongs to discovery group 'other'" in result.stderr
     assert "16 other(s); --all exports them" in result.stderr
     assert tctl_decode(harness.run("registry", "export", "--all", config=other).stdout)
+
+
+def test_db_assume_role_arn_is_registered_while_discovery_keeps_its_role(
+    harness: Harness,
+) -> None:
+    connect = f"arn:aws:iam::{ACCOUNT_B}:role/teleport-db-access"
+    config = base_config()
+    config["aws"][1] |= {"db_assume_role_arn": connect, "db_external_id": "ext-db"}
+    path = harness.write_config(config)
+
+    scan = harness.scan(path)
+    assert scan.code == EXIT_OK, scan.stderr
+    # Discovery still assumed ROLE_B with its external id (the scope says so, and succeeded).
+    assert {(s["assume_role_arn"], s["status"]) for s in scan.json()["scopes"]} == {
+        (ROLE_A, "ok"),
+        (ROLE_B, "ok"),
+    }
+    docs = tctl_decode(harness.run("registry", "export", "--format", "json", config=path).stdout)
+    roles = {
+        (d["spec"]["aws"]["account_id"], d["spec"]["aws"].get("assume_role_arn"),
+         d["spec"]["aws"].get("external_id"))
+        for d in docs
+    }  # fmt: skip
+    assert roles == {(ACCOUNT_A, ROLE_A, None), (ACCOUNT_B, connect, "ext-db")}
