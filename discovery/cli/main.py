@@ -25,6 +25,7 @@ from discovery.cli.run import cmd_run
 from discovery.cli.scan import cmd_scan, cmd_validate
 from discovery.core.config import ConfigError
 from discovery.ops.iam import DEFAULT_POLICY_NAME, PRINCIPAL_PLACEHOLDER
+from discovery.ops.iam_dbservice import DB_SERVICE_PLACEHOLDER
 from discovery.registry.base import RegistryConflict, RegistryError
 from discovery.registry.open import BeforeCommit, RegistrySpecError
 
@@ -129,6 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--principal",
         default=PRINCIPAL_PLACEHOLDER,
         help="ARN the service runs as, named in the trust policies (default: a placeholder)",
+    )
+    p.add_argument(
+        "--db-service-principal",
+        default=DB_SERVICE_PLACEHOLDER,
+        metavar="ARN",
+        help="ARN the Teleport Database Service runs as, trusted by the roles registered as "
+        "spec.aws.assume_role_arn (default: a placeholder)",
+    )
+    p.add_argument(
+        "--from-registry",
+        action="store_true",
+        help="grant rds-db:connect on exactly the proxies registered for this discovery group "
+        "(read from the registry) instead of dbuser:*/* per region and account",
     )
     p.add_argument("--output", "-o", choices=["text", "json"], default="text")
     p.set_defaults(func=cmd_print_iam)

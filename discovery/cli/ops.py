@@ -14,10 +14,31 @@ __all__ = ["cmd_demo", "cmd_doctor", "cmd_emulator", "cmd_iam_bootstrap", "cmd_p
 
 def cmd_print_iam(args: argparse.Namespace) -> int:
     import json
+    from pathlib import Path
 
+    from discovery.core.model import Resource, is_owned
     from discovery.ops.iam import iam_plan, render_text
+    from discovery.wiring import open_registry
 
-    plan = iam_plan(load_config(args.config), principal=args.principal)
+    config = load_config(args.config)
+    registered: list[Resource] | None = None
+    if args.from_registry:
+
+        async def owned() -> list[Resource]:
+            registry = open_registry(config, Path(args.config))
+            try:
+                stored = await registry.list_resources()
+            finally:
+                await registry.close()
+            return [s.resource for s in stored if is_owned(s.resource, config.discovery_group)]
+
+        registered = asyncio.run(owned())
+    plan = iam_plan(
+        config,
+        principal=args.principal,
+        db_service_principal=args.db_service_principal,
+        registered=registered,
+    )
     if args.output == "json":
         print(json.dumps(plan.to_dict(), indent=2))
     else:

@@ -4,7 +4,10 @@ Least privilege, computed from the matchers (pure): the service's own identity g
 actions only for the regions it scans with its own credentials, and `sts:AssumeRole` on exactly
 the configured roles; each assumed role gets the read actions for its regions and a trust policy
 that names the service's identity and, when an external id is set, requires it
-(`sts:ExternalId`). `attach_policy` is the one I/O step: an inline policy put on a role.
+(`sts:ExternalId`). The Teleport Database Service's side (`ops.iam_dbservice`) is in the same
+plan: each role registered as `spec.aws.assume_role_arn` also gets `rds-db:connect` and trusts
+the Database Service's identity, which gets `sts:AssumeRole` on those roles. `attach_policy` is
+the one I/O step: an inline policy put on a role.
 """
 
 from __future__ import annotations
@@ -15,6 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from discovery.core.config import Config
+from discovery.core.model import Resource
+from discovery.ops.iam_dbservice import (
+    ASSUME_SID,
+    CONNECT_SID,
+    DB_SERVICE_PLACEHOLDER,
+    ConnectionRole,
+    connect_statement,
+    connection_roles,
+    trust_statement,
+)
 
 POLICY_VERSION = "2012-10-17"
 DEFAULT_POLICY_NAME = "rdsproxy-discovery"
@@ -66,12 +79,17 @@ class RolePolicies:
     regions: tuple[str, ...]
     permissions_policy: dict[str, Any]
     trust_policy: dict[str, Any]
+    # As a connection role (registered `spec.aws.assume_role_arn`): what it may connect to.
+    connect_resources: tuple[str, ...] = ()
+    db_external_ids: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "role_arn": self.role_arn,
             "external_ids": list(self.external_ids),
             "regions": list(self.regions),
+            "connect_resources": list(self.connect_resources),
+            "db_external_ids": list(self.db_external_ids),
             "permissions_policy": self.permissions_policy,
             "trust_policy": self.trust_policy,
         }
@@ -85,6 +103,8 @@ class IAMPlan:
     identity_policy: dict[str, Any]
     roles: tuple[RolePolicies, ...]
     notes: tuple[str, ...] = field(default=())
+    db_service_principal: str = DB_SERVICE_PLACEHOLDER
+    db_service_policy: dict[str, Any] = field(default_factory=dict)
 
     def role(self, role_arn: str) -> RolePolicies | None:
         for role in self.roles:
@@ -97,6 +117,10 @@ class IAMPlan:
             "principal": self.principal,
             "identity_policy": self.identity_policy,
             "roles": [r.to_dict() for r in self.roles],
+            "database_service": {
+                "principal": self.db_service_principal,
+                "identity_policy": self.db_service_policy,
+            },
             "notes": list(self.notes),
         }
 
@@ -114,8 +138,16 @@ def trust_policy(principal: str, external_ids: tuple[str, ...]) -> dict[str, Any
     return policy(statement)
 
 
-def iam_plan(config: Config, *, principal: str = PRINCIPAL_PLACEHOLDER) -> IAMPlan:
-    """The least-privilege policies for `config`; `principal` is the service's own identity."""
+def iam_plan(
+    config: Config,
+    *,
+    principal: str = PRINCIPAL_PLACEHOLDER,
+    db_service_principal: str = DB_SERVICE_PLACEHOLDER,
+    registered: list[Resource] | None = None,
+) -> IAMPlan:
+    """The least-privilege policies for `config`; `principal` is the service's own identity,
+    `db_service_principal` the Teleport Database Service's, `registered` the group's resources
+    when the connect permissions should name exactly the registered proxies."""
     own_regions: list[str] = []
     by_role: dict[str, tuple[list[str], list[str], bool]] = {}  # regions, ext ids, any w/o id
     for matcher in config.aws:
@@ -135,10 +167,12 @@ def iam_plan(config: Config, *, principal: str = PRINCIPAL_PLACEHOLDER) -> IAMPl
     if by_role:
         statements.append(assume_statement(tuple(by_role)))
 
+    connecting, notes_list = connection_roles(config, registered)
+    connect_by_role = {c.role_arn: c for c in connecting if c.role_arn}
     roles: list[RolePolicies] = []
-    notes: list[str] = []
-    for role_arn in sorted(by_role):
-        regions, ids, without = by_role[role_arn]
+    notes: list[str] = list(notes_list)
+    for role_arn in sorted({*by_role, *connect_by_role}):
+        regions, ids, without = by_role.get(role_arn, ([], [], False))
         external_ids = tuple(sorted(set(ids)))
         if external_ids and without:
             notes.append(
@@ -148,25 +182,76 @@ def iam_plan(config: Config, *, principal: str = PRINCIPAL_PLACEHOLDER) -> IAMPl
             )
         unique_regions = tuple(sorted(set(regions)))
         roles.append(
-            RolePolicies(
-                role_arn=role_arn,
-                external_ids=external_ids,
-                regions=unique_regions,
-                permissions_policy=policy(read_statement(unique_regions)),
-                trust_policy=trust_policy(principal, external_ids),
+            _role_policies(
+                role_arn,
+                discovery=(unique_regions, external_ids, principal) if regions else None,
+                connect=connect_by_role.get(role_arn),
+                db_service_principal=db_service_principal,
             )
         )
-    if principal == PRINCIPAL_PLACEHOLDER and roles:
+    if principal == PRINCIPAL_PLACEHOLDER and by_role:
         notes.append(
             f"trust policies name {PRINCIPAL_PLACEHOLDER}: pass --principal with the ARN this "
             "service runs as (its instance or IRSA role)"
+        )
+    if db_service_principal == DB_SERVICE_PLACEHOLDER and connect_by_role:
+        notes.append(
+            f"trust policies name {DB_SERVICE_PLACEHOLDER}: pass --db-service-principal with "
+            "the ARN the Teleport Database Service runs as"
         )
     return IAMPlan(
         principal=principal,
         identity_policy=policy(*statements),
         roles=tuple(roles),
         notes=tuple(notes),
+        db_service_principal=db_service_principal,
+        db_service_policy=_db_service_policy(connecting),
     )
+
+
+def _role_policies(
+    role_arn: str,
+    *,
+    discovery: tuple[tuple[str, ...], tuple[str, ...], str] | None,
+    connect: ConnectionRole | None,
+    db_service_principal: str,
+) -> RolePolicies:
+    """A role used for discovery (read, trusts the service), for connections (rds-db:connect,
+    trusts the Database Service), or both."""
+    permissions: list[dict[str, Any]] = []
+    trust: list[dict[str, Any]] = []
+    regions: tuple[str, ...] = ()
+    external_ids: tuple[str, ...] = ()
+    if discovery is not None:
+        regions, external_ids, principal = discovery
+        permissions.append(read_statement(regions))
+        trust.extend(trust_policy(principal, external_ids)["Statement"])
+    if connect is not None:
+        permissions.append(connect_statement(connect.connect_resources))
+        trust.append(trust_statement(db_service_principal, connect.external_ids))
+    return RolePolicies(
+        role_arn=role_arn,
+        external_ids=external_ids,
+        regions=regions,
+        permissions_policy=policy(*permissions),
+        trust_policy=policy(*trust),
+        connect_resources=connect.connect_resources if connect else (),
+        db_external_ids=connect.external_ids if connect else (),
+    )
+
+
+def _db_service_policy(connecting: tuple[ConnectionRole, ...]) -> dict[str, Any]:
+    """The Database Service's own identity: assume the connection roles; connect itself to what
+    is registered without a role."""
+    statements: list[dict[str, Any]] = []
+    assumed = sorted(c.role_arn for c in connecting if c.role_arn)
+    if assumed:
+        statements.append(
+            {"Sid": ASSUME_SID, "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": assumed}
+        )
+    for own in (c for c in connecting if not c.role_arn):
+        statements.append(connect_statement(own.connect_resources))
+    return policy(*statements)
 
 
 def render_text(plan: IAMPlan) -> str:
@@ -180,9 +265,16 @@ def render_text(plan: IAMPlan) -> str:
         plan.identity_policy,
     )
     for role in plan.roles:
-        ext = f", external id {', '.join(role.external_ids)}" if role.external_ids else ""
+        ids = sorted({*role.external_ids, *role.db_external_ids})
+        ext = f", external id {', '.join(ids)}" if ids else ""
         lines += block(f"Permissions policy of {role.role_arn}", role.permissions_policy)
         lines += block(f"Trust policy of {role.role_arn}{ext}", role.trust_policy)
+    if plan.db_service_policy["Statement"]:
+        lines += block(
+            "Teleport Database Service policy: attach to the identity the Database Service runs "
+            f"as ({plan.db_service_principal}); {CONNECT_SID} grants rds-db:connect",
+            plan.db_service_policy,
+        )
     for note in plan.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines).rstrip("\n") + "\n"
