@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from discovery.core.config import config_from_mapping
 from discovery.core.model import AWSInfo, Resource
 from discovery.ops.iam import iam_plan
@@ -14,6 +16,8 @@ from discovery.ops.iam_dbservice import (
     dbuser_arn,
     policy_size,
 )
+
+from .conftest import DEPLOY
 
 ROLE_A = "arn:aws:iam::111111111111:role/discovery"
 ROLE_B = "arn:aws:iam::222222222222:role/discovery"
@@ -206,3 +210,31 @@ def test_a_registry_list_over_the_role_policy_limit_falls_back_with_a_note() -> 
     (note,) = plan.notes
     assert "200 registered proxies do not fit IAM's 10,240-byte role policy limit" in note
     assert "2,048 for a user" in note
+
+
+def test_member_role_template_has_the_database_service_statements_of_print_iam() -> None:
+    """deploy/iam/member-account-role.yaml, with DatabaseServicePrincipalArn set, trusts the
+    Database Service and grants rds-db:connect under the Sids print-iam uses."""
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_multi_constructor("!", lambda loader, tag, node: {tag: repr(node.value)})
+    template = yaml.load((DEPLOY / "iam" / "member-account-role.yaml").read_text(), _Loader)
+    role = template["Resources"]["DiscoveryRole"]["Properties"]
+    text = repr(role)
+    assert "TrustTeleportDatabaseService" in text and "DatabaseServicePrincipalArn" in text
+    assert "TeleportDatabaseConnect" in text and "rds-db:connect" in text
+    assert "dbuser:*/*" in text
+    plan = iam_plan(
+        config(matcher(["us-east-1"], assume_role_arn=ROLE_A, external_id="x")),
+        principal=SERVICE,
+        db_service_principal=DB_SERVICE,
+    )
+    role_a = plan.role(ROLE_A)
+    assert role_a is not None
+    assert set(sids(role_a.trust_policy)) == {
+        "TrustRDSProxyDiscovery",
+        "TrustTeleportDatabaseService",
+    }
+    assert template["Conditions"]["HasDatabaseService"]
