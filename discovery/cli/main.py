@@ -25,7 +25,7 @@ from discovery.cli.run import cmd_run
 from discovery.cli.scan import cmd_scan, cmd_validate
 from discovery.core.config import ConfigError
 from discovery.ops.iam import DEFAULT_POLICY_NAME, PRINCIPAL_PLACEHOLDER
-from discovery.ops.iam_dbservice import DB_SERVICE_PLACEHOLDER
+from discovery.ops.iam_dbservice import DB_SERVICE_PLACEHOLDER, DB_SERVICE_POLICY_NAME
 from discovery.registry.base import RegistryConflict, RegistryError
 from discovery.registry.open import BeforeCommit, RegistrySpecError
 
@@ -155,7 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_config(q)
     q.add_argument("--attach-to-role", required=True, metavar="ARN", help="IAM role ARN")
-    q.add_argument("--policy-name", default=DEFAULT_POLICY_NAME, help="inline policy name")
+    q.add_argument(
+        "--policy-name",
+        default=None,
+        help=f"inline policy name (default {DEFAULT_POLICY_NAME}, or "
+        f"{DB_SERVICE_POLICY_NAME} with --database-service)",
+    )
+    q.add_argument(
+        "--database-service",
+        action="store_true",
+        help="the role is the Teleport Database Service's own: put its policy (sts:AssumeRole on "
+        "the registered connection roles, rds-db:connect where none is registered)",
+    )
     q.add_argument("--dry-run", action="store_true", help="print the policy, change nothing")
     q.set_defaults(func=cmd_iam_bootstrap)
 

@@ -52,18 +52,30 @@ def cmd_iam_bootstrap(args: argparse.Namespace) -> int:
 
     import boto3
 
-    from discovery.ops.iam import IAMError, attach_policy, attachment_for, iam_plan
+    from discovery.ops.iam import (
+        DEFAULT_POLICY_NAME,
+        IAMError,
+        attach_policy,
+        attachment_for,
+        iam_plan,
+    )
+    from discovery.ops.iam_dbservice import DB_SERVICE_POLICY_NAME
 
     plan = iam_plan(load_config(args.config))
+    default_name = DB_SERVICE_POLICY_NAME if args.database_service else DEFAULT_POLICY_NAME
     try:
-        attachment = attachment_for(plan, args.attach_to_role, policy_name=args.policy_name)
+        attachment = attachment_for(
+            plan,
+            args.attach_to_role,
+            policy_name=args.policy_name or default_name,
+            database_service=args.database_service,
+        )
     except IAMError as exc:
         raise UsageError(f"--attach-to-role: {exc}") from None
-    what = (
-        "the permissions policy of an assumed role"
-        if attachment.kind == "assumed-role"
-        else "the identity policy of the service's own role"
-    )
+    what = {
+        "assumed-role": "the permissions policy of an assumed role",
+        "database-service": "the Teleport Database Service's policy",
+    }.get(attachment.kind, "the identity policy of the service's own role")
     if args.dry_run:
         print(
             f"would put inline policy {attachment.policy_name!r} ({what}) on {attachment.role_arn}:"

@@ -301,33 +301,37 @@ class Attachment:
     role_name: str
     policy_name: str
     document: dict[str, Any]
-    kind: str  # "identity" (the service's own role) or "assumed-role"
+    kind: str  # "identity" (the service's own role), "assumed-role" or "database-service"
 
 
 def attachment_for(
-    plan: IAMPlan, role_arn: str, *, policy_name: str = DEFAULT_POLICY_NAME
+    plan: IAMPlan,
+    role_arn: str,
+    *,
+    policy_name: str = DEFAULT_POLICY_NAME,
+    database_service: bool = False,
 ) -> Attachment:
-    """A configured assume role gets its permissions policy; any other role is taken to be the
-    service's own identity and gets the identity policy."""
+    """With `database_service`, the Teleport Database Service's own policy. Otherwise a
+    configured role (assumed for discovery, or registered for connections) gets its
+    permissions policy; any other role is taken to be the service's own identity and gets the
+    identity policy."""
     parts = role_arn.split(":")
     if len(parts) != 6 or parts[2] != "iam" or not parts[5].startswith("role/"):
         raise IAMError(f"{role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
     role_name = parts[5].rsplit("/", 1)[-1]
     role = plan.role(role_arn)
-    if role is not None:
-        return Attachment(
-            role_arn=role_arn,
-            role_name=role_name,
-            policy_name=policy_name,
-            document=role.permissions_policy,
-            kind="assumed-role",
-        )
+    if database_service:
+        document, kind = plan.db_service_policy, "database-service"
+    elif role is not None:
+        document, kind = role.permissions_policy, "assumed-role"
+    else:
+        document, kind = plan.identity_policy, "identity"
     return Attachment(
         role_arn=role_arn,
         role_name=role_name,
         policy_name=policy_name,
-        document=plan.identity_policy,
-        kind="identity",
+        document=document,
+        kind=kind,
     )
 
 

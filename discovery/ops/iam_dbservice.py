@@ -33,6 +33,7 @@ CONNECT_SID = "TeleportDatabaseConnect"
 TRUST_SID = "TrustTeleportDatabaseService"
 ASSUME_SID = "TeleportDatabaseAssumeRoles"
 DB_SERVICE_PLACEHOLDER = "arn:aws:iam::ACCOUNT_ID:role/TELEPORT_DATABASE_SERVICE_ROLE"
+DB_SERVICE_POLICY_NAME = "teleport-rdsproxy-connect"
 ROLE_POLICY_LIMIT = 10_240  # bytes of a role's inline policies, whitespace not counted
 USER_POLICY_LIMIT = 2_048  # the same for an IAM user
 

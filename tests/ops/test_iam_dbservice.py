@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from discovery.cli.main import main
 from discovery.core.config import config_from_mapping
 from discovery.core.model import AWSInfo, Resource
 from discovery.ops.iam import iam_plan
@@ -18,6 +22,7 @@ from discovery.ops.iam_dbservice import (
 )
 
 from .conftest import DEPLOY
+from .test_iam import MOTO_ACCOUNT, moto_iam  # noqa: F401 (the moto fixture)
 
 ROLE_A = "arn:aws:iam::111111111111:role/discovery"
 ROLE_B = "arn:aws:iam::222222222222:role/discovery"
@@ -238,3 +243,41 @@ def test_member_role_template_has_the_database_service_statements_of_print_iam()
         "TrustTeleportDatabaseService",
     }
     assert template["Conditions"]["HasDatabaseService"]
+
+
+def test_bootstrap_puts_the_database_service_policy_on_its_role(
+    moto_iam: Any,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    member = f"arn:aws:iam::{MOTO_ACCOUNT}:role/discovery"
+    path = tmp_path / "discovery.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"discovery_group": "g", "aws": [matcher(["us-east-1"], assume_role_arn=member)]}
+        )
+    )
+    db_role = f"arn:aws:iam::{MOTO_ACCOUNT}:role/discovery-service"  # moto's pre-made role
+    args = ["iam", "bootstrap", "--config", str(path), "--attach-to-role", db_role]
+
+    assert main([*args, "--database-service", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "would put inline policy 'teleport-rdsproxy-connect' (the Teleport Database Service's "
+        f"policy) on {db_role}:"
+    )
+    assert moto_iam.list_role_policies(RoleName="discovery-service")["PolicyNames"] == []
+
+    assert main([*args, "--database-service"]) == 0
+    stored = moto_iam.get_role_policy(
+        RoleName="discovery-service", PolicyName="teleport-rdsproxy-connect"
+    )["PolicyDocument"]
+    document = json.loads(stored) if isinstance(stored, str) else stored
+    assert document["Statement"] == [
+        {
+            "Sid": "TeleportDatabaseAssumeRoles",
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Resource": [member],
+        }
+    ]
