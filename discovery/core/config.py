@@ -180,6 +180,13 @@ class Matcher(_Frozen):
             raise ValueError(
                 "db_external_id requires db_assume_role_arn; set both or remove db_external_id"
             )
+        db_account = self.db_assume_role_arn.split(":")[4] if self.db_assume_role_arn else ""
+        if db_account and self.role_account_id and db_account != self.role_account_id:
+            raise ValueError(
+                f"db_assume_role_arn is in account {db_account}, the proxies in "
+                f"{self.role_account_id} (assume_role_arn): Teleport rejects a database whose "
+                "assume_role_arn is in another account; use a role in that account"
+            )
         return self
 
     @property

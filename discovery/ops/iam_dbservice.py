@@ -12,7 +12,7 @@ without one: the Database Service then connects with its own identity, which nee
 Two ways to name the proxies (pure functions over the config and, optionally, the registered
 resources):
 - from the config alone: per region and account, `dbuser:*/*` (any proxy there; the account is the
-  discovery role's, `*` for matchers using the service's own credentials);
+  role's, which Teleport requires to be the proxies' own; `*` for resources without a role);
 - from the registry (`print-iam --from-registry`): exactly the registered proxies' resource ids.
   IAM limits a role's inline policies to 10,240 bytes and a user's to 2,048 (without whitespace;
   about 100 proxies per role): a list that would not fit falls back to the per-region form, with
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from discovery.core.config import Config
+from discovery.core.convert import aws_partition
 from discovery.core.model import Resource
 
 CONNECT_SID = "TeleportDatabaseConnect"
@@ -47,17 +48,9 @@ class ConnectionRole:
     connect_resources: tuple[str, ...]
 
 
-def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
 def dbuser_arn(region: str, account: str, resource_id: str = "*") -> str:
     """What `rds-db:connect` names for every database user of a proxy (or of all, with `*`)."""
-    return f"arn:{partition_of(region)}:rds-db:{region}:{account or '*'}:dbuser:{resource_id}/*"
+    return f"arn:{aws_partition(region)}:rds-db:{region}:{account or '*'}:dbuser:{resource_id}/*"
 
 
 def connect_statement(resources: Iterable[str]) -> dict[str, Any]:
@@ -100,7 +93,10 @@ def connection_roles(
         role = matcher.db_assume_role_arn or matcher.assume_role_arn
         external_id = matcher.db_external_id if matcher.db_assume_role_arn else matcher.external_id
         resources, ids = by_role.setdefault(role, (set(), set()))
-        resources.update(dbuser_arn(r, matcher.role_account_id) for r in matcher.regions)
+        # Teleport only accepts a role in the database's own account, so the role's account is
+        # the proxies' account ("*" when discovery uses the service's own credentials).
+        account = role.split(":")[4] if role else ""
+        resources.update(dbuser_arn(r, account) for r in matcher.regions)
         if external_id:
             ids.add(external_id)
     notes: list[str] = []

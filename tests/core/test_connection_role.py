@@ -125,3 +125,43 @@ def test_db_external_id_needs_db_assume_role_arn(tmp_path: Path) -> None:
 
     assert "aws[0]" in message
     assert "db_external_id requires db_assume_role_arn" in message
+
+
+# Teleport's database validation (lib/services/database.go) rejects a database whose
+# assume_role_arn is not in its own account and partition: such a role is never registered.
+
+
+def test_a_db_role_in_another_account_than_the_discovery_role_is_a_config_error(
+    tmp_path: Path,
+) -> None:
+    message = config_error(
+        tmp_path,
+        assume_role_arn=DISCOVERY_ROLE,
+        db_assume_role_arn="arn:aws:iam::999999999999:role/teleport-db-access",
+    )
+
+    assert "aws[0]" in message
+    assert "db_assume_role_arn is in account 999999999999, the proxies in 123456789012" in message
+
+
+@pytest.mark.parametrize(
+    "role",
+    [
+        pytest.param("arn:aws:iam::999999999999:role/teleport-db-access", id="other-account"),
+        pytest.param("arn:aws-cn:iam::123456789012:role/teleport-db-access", id="other-partition"),
+    ],
+)
+def test_a_role_teleport_would_reject_is_skipped_with_the_reason(tmp_path: Path, role: str) -> None:
+    # Discovery with the service's own credentials: the proxies' account is known only from
+    # their ARNs, so the check happens at conversion.
+    (scope,) = expand_scopes(load(tmp_path, db_assume_role_arn=role))
+
+    converted = convert_proxies([PROXY], scope.matching)
+
+    assert converted.resources == ()
+    (skipped,) = converted.skipped
+    assert skipped.code == "role-account-mismatch"
+    assert f"assume_role_arn {role} is not in the proxy's account 123456789012 (aws)" in (
+        skipped.reason
+    )
+    assert "db_assume_role_arn" in skipped.reason

@@ -281,3 +281,16 @@ def test_bootstrap_puts_the_database_service_policy_on_its_role(
             "Resource": [member],
         }
     ]
+
+
+def test_a_db_role_with_own_credentials_names_its_account() -> None:
+    plan = iam_plan(
+        config(matcher(["us-east-1"], db_assume_role_arn=CONNECT)),
+        db_service_principal=DB_SERVICE,
+    )
+
+    connect = plan.role(CONNECT)
+    assert connect is not None
+    # Teleport only registers a role of the proxies' own account: that account is known.
+    assert connect.connect_resources == ("arn:aws:rds-db:us-east-1:222222222222:dbuser:*/*",)
+    assert plan.db_service_policy["Statement"][0]["Resource"] == [CONNECT]
