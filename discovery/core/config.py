@@ -193,6 +193,11 @@ class Matcher(_Frozen):
     def role_account_id(self) -> str:
         return self.assume_role_arn.split(":")[4] if self.assume_role_arn else ""
 
+    @property
+    def external_ids(self) -> tuple[str, ...]:
+        """The matcher's secrets, redacted from logs and /status: both external ids."""
+        return tuple(i for i in (self.external_id, self.db_external_id) if i)
+
 
 DEFAULT_DSN_ENV = "DISCOVERY_REGISTRY_DSN"
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -165,3 +165,18 @@ def test_a_role_teleport_would_reject_is_skipped_with_the_reason(tmp_path: Path,
         skipped.reason
     )
     assert "db_assume_role_arn" in skipped.reason
+
+
+def test_both_external_ids_are_the_matchers_secrets(tmp_path: Path) -> None:
+    # What the daemon and `run` seed their log and /status redactor with.
+    (matcher,) = load(
+        tmp_path,
+        assume_role_arn=DISCOVERY_ROLE,
+        external_id="ext-discovery",
+        db_assume_role_arn=CONNECT_ROLE,
+        db_external_id="ext-connect",
+    ).aws
+    (plain,) = load(tmp_path, assume_role_arn=DISCOVERY_ROLE).aws
+
+    assert matcher.external_ids == ("ext-discovery", "ext-connect")
+    assert plain.external_ids == ()
