@@ -79,3 +79,16 @@ def test_db_assume_role_arn_is_registered_while_discovery_keeps_its_role(
         for d in docs
     }  # fmt: skip
     assert roles == {(ACCOUNT_A, ROLE_A, None), (ACCOUNT_B, connect, "ext-db")}
+
+
+def test_a_db_role_in_another_account_exits_2_naming_the_key(harness: Harness) -> None:
+    config = base_config()
+    config["aws"][0]["db_assume_role_arn"] = f"arn:aws:iam::{ACCOUNT_B}:role/teleport-db-access"
+    path = harness.write_config(config)
+
+    result = harness.scan(path)
+
+    assert result.code == 2
+    assert "aws[0]" in result.stderr and "db_assume_role_arn is in account" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
