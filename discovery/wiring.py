@@ -105,13 +105,22 @@ def open_registry(
     *,
     leadership: Leadership | None = None,
     before_commit: BeforeCommit | None = None,
+    read_only: bool = False,
 ) -> Registry:
-    """The configured registry; with `leadership` (the daemon's elector), fenced on it.
+    """The configured registry; with `leadership` (the daemon's elector), fenced on it;
+    `read_only`: never created or migrated (`registry list`, `registry export`,
+    `print-iam --from-registry`).
 
     Errors name the config file: `ConfigError` for no or a malformed DSN (exit 2),
     `RegistrySpecError` when this build lacks the backend's extra (exit 2).
     """
-    return open_configured(config, config_path, leadership=leadership, before_commit=before_commit)
+    return open_configured(
+        config,
+        config_path,
+        leadership=leadership,
+        before_commit=before_commit,
+        read_only=read_only,
+    )
 
 
 def open_leadership(

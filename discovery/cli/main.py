@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTP address for /metrics /healthz /readyz /status (default: server.listen)",
     )
     p.add_argument("--log-format", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--once", action="store_true", help="one cycle in the foreground; exit codes as scan"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="plan and report every cycle, never apply"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a config file and exit")
@@ -77,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("registry", help="read, migrate or copy the registry")
     reg = p.add_subparsers(dest="registry_command", required=True, metavar="SUBCOMMAND")
-    q = reg.add_parser("list", help="a table of every resource in the registry")
+    q = reg.add_parser("list", help="every resource in the registry: a table, JSON or YAML")
     with_config(q)
+    q.add_argument("--output", "-o", choices=["text", "json", "yaml"], default="text")
     q.set_defaults(func=cmd_registry)
     q = reg.add_parser(
         "export",

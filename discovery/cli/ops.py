@@ -25,7 +25,7 @@ def cmd_print_iam(args: argparse.Namespace) -> int:
     if args.from_registry:
 
         async def owned() -> list[Resource]:
-            registry = open_registry(config, Path(args.config))
+            registry = open_registry(config, Path(args.config), read_only=True)
             try:
                 stored = await registry.list_resources()
             finally:

@@ -14,7 +14,7 @@ from discovery.core.model import Resource, is_owned
 from discovery.output.report import format_table
 from discovery.registry.base import RegistryConflict, RegistryError
 from discovery.registry.copy import copy_registry
-from discovery.registry.export import EXPORT_FORMATS
+from discovery.registry.export import EXPORT_FORMATS, export_yaml, list_json
 from discovery.registry.open import open_spec
 from discovery.wiring import load_config
 
@@ -22,7 +22,8 @@ __all__ = ["cmd_registry", "cmd_registry_adopt", "cmd_registry_copy", "cmd_regis
 
 
 async def _list_registry(config: Config, config_path: Path) -> list[dict[str, object]]:
-    registry = wiring.open_registry(config, config_path)
+    # A reader: a registry that does not exist is an error naming it, never created here.
+    registry = wiring.open_registry(config, config_path, read_only=True)
     try:
         stored = await registry.list_resources()
     finally:
@@ -31,13 +32,19 @@ async def _list_registry(config: Config, config_path: Path) -> list[dict[str, ob
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
-    """`registry list` (a table) and `registry export` (YAML or JSON for `tctl create -f`)."""
+    """`registry list` (a table, or every resource as JSON or YAML, as `tctl get db` prints
+    them) and `registry export` (YAML or a JSON stream for `tctl create -f`)."""
     config_path = Path(args.config)
     config = load_config(config_path)
     docs = asyncio.run(_list_registry(config, config_path))
     resources = [Resource.from_dict(d) for d in docs]
     if args.registry_command == "export":
         return _export(args, config, resources)
+    if args.output != "text":
+        # `tctl get db --format=json` prints one array; `tctl create` reads a stream instead
+        # (that is `registry export --format json`).
+        sys.stdout.write((list_json if args.output == "json" else export_yaml)(resources))
+        return EXIT_OK
     rows = [
         [
             r.name,

@@ -54,6 +54,7 @@ class Daemon:
         leadership: Leadership | None = None,
         redactor: Redactor | None = None,
         listen_fixed: bool = False,
+        dry_run: bool = False,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -82,7 +83,8 @@ class Daemon:
         self._election = Election(
             leadership=backend.leadership, config=lambda: self.config, events=self, clock=clock
         )
-        self._runner = CycleRunner(source=source, clock=clock)
+        self._dry_run = dry_run  # `run --dry-run`: every cycle plans and reports, none applies
+        self._runner = CycleRunner(source=source, clock=clock, dry_run=dry_run)
         self._job = CycleJob(run=self._run, on_skipped=self._skipped, monotonic=monotonic)
         self._book = CycleBook()
         self._status = StatusCache()
@@ -327,8 +329,21 @@ class Daemon:
     def status_text(self) -> str:
         """`/status` as JSON text: the last cycle's part from the cache, the live part anew."""
         config = self.config
+        return self._status.text(
+            self._view(), detail=config.server.status_detail, scrub=self._redactor.scrub
+        )
+
+    def status_page(self) -> bytes:
+        """The status page (`GET /`): rendered from the same cache as `/status`."""
+        config = self.config
+        return self._status.page(
+            self._view(), detail=config.server.status_detail, scrub=self._redactor.scrub
+        )
+
+    def _view(self) -> StatusView:
+        config = self.config
         running = self._runner.current
-        view = StatusView(
+        return StatusView(
             config=config,
             config_path=str(self._reloader.config_path),
             config_loaded_at=self._reloader.loaded_at,
@@ -340,7 +355,5 @@ class Daemon:
             book=self._book,
             running=running.id if running is not None else None,
             next_at=self._job.next_at,
-        )
-        return self._status.text(
-            view, detail=config.server.status_detail, scrub=self._redactor.scrub
+            dry_run=self._dry_run,
         )

@@ -19,7 +19,11 @@
   process exits.
 - Reload (SIGHUP): the new config is validated in full first. A bad one is rejected with one
   log line and the running one stays; a good one applies from the next cycle.
-- What an operator sees: `/metrics`, `/healthz`, `/readyz` and `/status` (see
+- `--dry-run` (a shadow deployment next to the real one): every cycle plans and reports, none
+  applies; it takes no leader lock (the caller opens it with `AlwaysLeader`), so it never
+  stands in the way of the replicas that write. `--once` (`run_once`): one cycle in the
+  foreground, no HTTP server, no schedule; the caller maps its outcome to scan's exit codes.
+- What an operator sees: the status page `/`, `/metrics`, `/healthz`, `/readyz` and `/status` (see
   `discovery.daemon.server`, `discovery.daemon.status`), and log lines tagged with the cycle id
   and scope (see `discovery.output.logs`).
 
@@ -44,13 +48,15 @@ from discovery import __version__
 from discovery.aws.rds_proxy import ProxySource
 from discovery.core.config import Config
 from discovery.core.scopes import expand_scopes
-from discovery.daemon.backend import BackendOpener
+from discovery.daemon.backend import BackendOpener, GuardedRegistry
 from discovery.daemon.daemon import Daemon
 from discovery.daemon.election import election_interval
+from discovery.daemon.runner import CycleOutcome, CycleRunner
 from discovery.daemon.server import build_app, start_server
 from discovery.output.logs import Redactor
 from discovery.output.metrics import Metrics
 from discovery.registry.leader import AlwaysLeader
+from discovery.registry.sqlite_leader import SQLiteLeaderLock
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,7 @@ async def run_daemon(
     redactor: Redactor,
     open_backend: BackendOpener,
     open_source: SourceOpener,
+    dry_run: bool = False,
 ) -> int:
     """Serve HTTP, run cycles until SIGTERM/SIGINT, then stop cleanly. Returns the exit code.
 
@@ -109,6 +116,7 @@ async def run_daemon(
             metrics=metrics,
             redactor=redactor,
             listen_fixed=listen_fixed,
+            dry_run=dry_run,
         )
         try:
             cap = config.server.max_connections
@@ -123,7 +131,7 @@ async def run_daemon(
             )
             await daemon.stop()
             return EXIT_RUNTIME
-        log.info("listening on %s (/metrics /healthz /readyz /status)", server.url)
+        log.info("listening on %s (/ /metrics /healthz /readyz /status)", server.url)
         stop_signals = (signal.SIGTERM, signal.SIGINT)
         for sig in stop_signals:
             loop.add_signal_handler(sig, daemon.request_stop, sig.name)
@@ -139,7 +147,12 @@ async def run_daemon(
                 config.poll_interval,
                 config.poll_jitter_seconds,
             )
-            if not isinstance(leadership, AlwaysLeader):
+            if dry_run:
+                log.info(
+                    "dry-run: every cycle plans and reports, nothing is written to the registry "
+                    "and no leader lock is taken"
+                )
+            elif not isinstance(leadership, AlwaysLeader):
                 log.info(
                     "leader election on: only the leader of discovery group %r runs cycles; "
                     "the others follow and check every %gs",
@@ -154,3 +167,50 @@ async def run_daemon(
             await server.close()
     log.info("stopped")
     return EXIT_OK
+
+
+class NotLeader(Exception):
+    """`run --once`: another replica leads the discovery group, so this one ran no cycle."""
+
+
+async def run_once(
+    *,
+    config: Config,
+    config_path: Path,
+    open_backend: BackendOpener,
+    open_source: SourceOpener,
+    dry_run: bool = False,
+) -> CycleOutcome:
+    """`run --once`: one daemon cycle in the foreground (no HTTP server, no schedule).
+
+    It takes the leadership first, like a scheduled run; if another replica holds it, it
+    raises `NotLeader` before anything is fetched.
+    """
+    registry, leadership = open_backend(config, config_path)
+    guarded = GuardedRegistry(registry)
+    try:
+        await leadership.start()
+        if not await leadership.try_acquire():
+            if isinstance(leadership, SQLiteLeaderLock) and not leadership.last_error:
+                raise NotLeader(f"run --once ran no cycle: {leadership.refusal()}")
+            why = leadership.last_error or "another replica holds its leader lock"
+            raise NotLeader(
+                f"run --once ran no cycle: this process is not the leader of discovery group "
+                f"{config.discovery_group!r} ({why}); stop the replica that leads, or use "
+                "--dry-run, which takes no lock"
+            )
+        metrics = Metrics()
+        async with open_source(
+            config, on_call=metrics.observe_call, on_throttle=metrics.observe_throttle
+        ) as source:
+            runner = CycleRunner(source=source, dry_run=dry_run)
+            return await runner.run(
+                config=config,
+                registry=guarded,
+                still_leading=leadership.check,
+                stopping=lambda: False,
+            )
+    finally:
+        await guarded.drain()
+        await leadership.release()
+        await guarded.close()

@@ -85,8 +85,15 @@ class RunningCycle:
 class CycleRunner:
     """Runs the daemon's cycles, one at a time, on the registry it is handed."""
 
-    def __init__(self, *, source: ProxySource, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        source: ProxySource,
+        clock: Callable[[], float] = time.time,
+        dry_run: bool = False,
+    ) -> None:
         self._source = source
+        self._dry_run = dry_run  # plan and report every cycle, never apply
         self._clock = clock
         self._accounts: dict[Scope, str] = {}
         self._success: dict[Scope, float] = {}
@@ -143,6 +150,7 @@ class CycleRunner:
                 registry=registry,
                 scopes=scopes,
                 on_scope=on_scope,
+                dry_run=self._dry_run,
             )
         except asyncio.CancelledError:
             cycle.abortable = False
@@ -272,6 +280,21 @@ def log_outcome(outcome: CycleOutcome, duration: float) -> None:
             shown += f" and {len(names) - LOG_NAMES_LIMIT} more"
         log.warning("%d %s(s) withheld [%s]: %s (%s)", len(names), action, code, reason, shown)
     summary = outcome.summary
+    if report.dry_run:
+        log.info(
+            "cycle finished in %.2fs: %s (dry-run, nothing written); would create %d, update %d, "
+            "delete %d; %d unchanged, %d withheld; %d of %d scope(s) ok",
+            duration,
+            outcome.result,
+            summary.to_create,
+            summary.to_update,
+            summary.to_delete,
+            summary.unchanged,
+            summary.withheld,
+            summary.scope_count - summary.failed,
+            summary.scope_count,
+        )
+        return
     log.info(
         "cycle finished in %.2fs: %s; %d created, %d updated, %d deleted, %d unchanged, "
         "%d withheld; %d of %d scope(s) ok",

@@ -1,4 +1,5 @@
-"""The daemon's one HTTP server: `/metrics`, `/healthz`, `/readyz`, `/status`.
+"""The daemon's one HTTP server: `/` (the status page), `/metrics`, `/healthz`, `/readyz`,
+`/status`.
 
 It runs on the daemon's event loop (aiohttp), so a scrape never races a cycle's bookkeeping,
 and a wedged loop shows up as a failing `/healthz`. What each endpoint answers is decided by
@@ -11,7 +12,7 @@ k8s liveness probe must get its `/healthz` within 5 s whatever else is asked):
   descriptors, and a new connection (the liveness probe's) is always served;
 - at most that many requests in flight: one more is answered 503 at once, except `/healthz`;
 - `/status` is text the daemon serialized once per cycle (`Probe.status_text`), not rebuilt
-  per request;
+  per request, and `/` a page rendered from the same cached part (`Probe.status_page`);
 - running out of file descriptors when accepting is logged once, as what it is, not once per
   attempt (asyncio retries every second).
 """
@@ -44,14 +45,6 @@ EXEMPT_PATHS = frozenset({"/healthz"})  # never refused: the liveness probe
 
 log = logging.getLogger(__name__)
 
-INDEX = """rdsproxy discovery daemon
-/metrics  Prometheus metrics
-/healthz  200 while the process, its scheduler and its leader election are alive
-/readyz   200 after the first completed cycle (a follower: once its election and the registry
-          answer), 503 while the registry or the leader election's database is unreachable
-/status   the role (leader or follower) and the last cycle as JSON
-"""
-
 
 class Probe(Protocol):
     def live(self) -> tuple[bool, str]: ...
@@ -59,6 +52,8 @@ class Probe(Protocol):
     def ready(self) -> tuple[bool, str]: ...
 
     def status_text(self) -> str: ...
+
+    def status_page(self) -> bytes: ...
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -90,7 +85,7 @@ def request_cap(limit: int) -> Any:
 
 def build_app(probe: Probe, metrics: Metrics, *, max_connections: int = 64) -> web.Application:
     async def index(request: web.Request) -> web.Response:
-        return web.Response(text=INDEX)
+        return web.Response(body=probe.status_page(), content_type="text/html", charset="utf-8")
 
     async def scrape(request: web.Request) -> web.Response:
         body, content_type = metrics.exposition(request.headers.get("Accept"))

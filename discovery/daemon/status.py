@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from discovery.core.config import Config
+from discovery.core.plan import REASON_SCOPE_FAILED
 from discovery.core.summary import ScopeSummary
 from discovery.daemon.backend import GuardedRegistry
 from discovery.daemon.election import Election, election_interval
 from discovery.daemon.runner import CycleOutcome
 from discovery.output.logs import Redactor
 from discovery.output.metrics import SUCCESS_RESULTS
+from discovery.output.page import HISTORY_LIMIT, CyclePoint, render_page
 from discovery.output.report import scope_document
 
 # /status lists at most this many withheld changes (all of them are counted); a region of
@@ -47,9 +50,22 @@ class CycleBook:
         self.last: CycleOutcome | None = None
         self.last_success: float | None = None
         self.followed = False  # was a ready follower: stays ready through its takeover
+        # The last cycles, for the status page's chart: bounded, whatever the uptime.
+        self.history: deque[CyclePoint] = deque(maxlen=HISTORY_LIMIT)
 
     def record(self, outcome: CycleOutcome) -> None:
         self.last = outcome
+        summary = outcome.summary
+        self.history.append(
+            CyclePoint(
+                cycle_id=outcome.cycle_id,
+                finished_at=outcome.finished_at,
+                duration=outcome.finished_at - outcome.started_at,
+                result=outcome.result,
+                changes=summary.to_create + summary.to_update + summary.to_delete,
+                withheld=summary.withheld,
+            )
+        )
         if outcome.result in SUCCESS_RESULTS:
             self.completed += 1
             self.last_success = outcome.finished_at
@@ -108,6 +124,15 @@ def brief_error(error: str) -> str:
     return _ARN_RE.sub("arn:…", error)
 
 
+def brief_reason(reason: str) -> str:
+    """A `scope-failed` withheld change's reason at `summary`: the frozen scope's error in it
+    (`scope A/R failed: <error>`) briefed as the scope's own error is (`brief_error`)."""
+    head, sep, error = reason.partition(" failed: ")
+    if sep and head.startswith("scope "):
+        return f"{head} failed: {brief_error(error)}"
+    return _ARN_RE.sub("arn:…", reason)
+
+
 def scope_status(scope: ScopeSummary, *, detail: str = "full") -> dict[str, Any]:
     """A scope in `/status`: DESIGN §7's scope object, plus what only a daemon knows.
 
@@ -162,8 +187,16 @@ def cycle_document(outcome: CycleOutcome, *, detail: str = "full") -> dict[str, 
     if outcome.report is not None:
         withheld = outcome.report.plan.withheld
         doc["withheld_by_reason"] = dict(summary.withheld_by_reason)
+        brief = detail != "full"
         doc["withheld"] = [
-            {"name": w.name, "action": w.action, "reason": w.reason, "code": w.code}
+            {
+                "name": w.name,
+                "action": w.action,
+                "reason": brief_reason(w.reason)
+                if brief and w.code == REASON_SCOPE_FAILED
+                else w.reason,
+                "code": w.code,
+            }
             for w in withheld[:STATUS_WITHHELD_LIMIT]
         ]
         doc["withheld_truncated"] = summary.withheld > STATUS_WITHHELD_LIMIT
@@ -185,6 +218,7 @@ class StatusView:
     book: CycleBook
     running: str | None  # the id of the cycle under way
     next_at: float | None  # when the next scheduled run is due
+    dry_run: bool = False  # `run --dry-run`: plans and reports, never applies
 
 
 def status_document(view: StatusView) -> dict[str, Any]:
@@ -199,6 +233,7 @@ def status_document(view: StatusView) -> dict[str, Any]:
         "ready": ready,
         "ready_reason": why,
         "role": "leader" if election.leading else "follower",
+        "dry_run": view.dry_run,
         "leadership": {
             # False only for a registry with one writer and no lock (AlwaysLeader).
             "elected": election.elected,
@@ -244,18 +279,39 @@ class StatusCache:
 
     def __init__(self) -> None:
         self._last_cycle: str | None = None
+        self._cycle_doc: Any = None
+        self._page: tuple[str, bytes] | None = None  # (the live part it was rendered with, page)
         self.builds = 0  # how many times the cycle part was serialized
+        self.page_builds = 0  # how many times the status page was rendered
 
     def invalidate(self) -> None:
         self._last_cycle = None
+        self._page = None
+
+    def _cycle(self, view: StatusView, detail: str, scrub: Callable[[Any], Any]) -> str:
+        if self._last_cycle is None:
+            last = view.book.last
+            self._cycle_doc = (
+                scrub(cycle_document(last, detail=detail)) if last is not None else None
+            )
+            # Indented as a member of the top-level object (JSON strings hold no raw newline).
+            self._last_cycle = _dumps(self._cycle_doc).replace("\n", "\n  ")
+            self.builds += 1
+        return self._last_cycle
 
     def text(self, view: StatusView, *, detail: str, scrub: Callable[[Any], Any]) -> str:
         """The whole `/status` document as JSON text (indented, newline-terminated)."""
-        if self._last_cycle is None:
-            last = view.book.last
-            cycle = scrub(cycle_document(last, detail=detail)) if last is not None else None
-            # Indented as a member of the top-level object (JSON strings hold no raw newline).
-            self._last_cycle = _dumps(cycle).replace("\n", "\n  ")
-            self.builds += 1
+        cycle = self._cycle(view, detail, scrub)
         head = _dumps(scrub(status_document(view)))
-        return f'{head[:-2]},\n  "last_cycle": {self._last_cycle}\n}}\n'
+        return f'{head[:-2]},\n  "last_cycle": {cycle}\n}}\n'
+
+    def page(self, view: StatusView, *, detail: str, scrub: Callable[[Any], Any]) -> bytes:
+        """The status page (`GET /`), rendered from the same cached cycle part as `/status`:
+        again only when a cycle ends or the live part (role, readiness, schedule) changes."""
+        self._cycle(view, detail, scrub)
+        head = scrub(status_document(view))
+        key = _dumps(head)
+        if self._page is None or self._page[0] != key:
+            self._page = (key, render_page(head, self._cycle_doc, list(view.book.history)))
+            self.page_builds += 1
+        return self._page[1]

@@ -29,7 +29,7 @@ import yaml
 
 from discovery.core.model import Resource
 
-__all__ = ["EXPORT_FORMATS", "export_json", "export_yaml"]
+__all__ = ["EXPORT_FORMATS", "export_json", "export_yaml", "list_json"]
 
 
 class _TeleportYAMLDumper(yaml.SafeDumper):
@@ -98,6 +98,12 @@ def export_json(resources: Iterable[Resource]) -> str:
         json.dumps(document, indent=2, ensure_ascii=False) + "\n"
         for document in _documents(resources)
     )
+
+
+def list_json(resources: Iterable[Resource]) -> str:
+    """One JSON array of the documents sorted by name, as `tctl get db --format=json` prints
+    them (`registry list --output json`); not `tctl create` input, see `export_json`."""
+    return json.dumps(_documents(resources), indent=2, ensure_ascii=False) + "\n"
 
 
 EXPORT_FORMATS = {"yaml": export_yaml, "json": export_json}

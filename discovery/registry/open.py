@@ -51,8 +51,12 @@ def open_configured(
     leadership: Leadership | None = None,
     before_commit: BeforeCommit | None = None,
     environ: Mapping[str, str] | None = None,
+    read_only: bool = False,
 ) -> Registry:
     """The registry of `config` (read from `config_path`).
+
+    `read_only` (the `registry list`/`export` readers): never created nor migrated; a missing
+    SQLite file or an absent or outdated PostgreSQL schema is a `RegistryError` naming it.
 
     A relative SQLite path is taken against the config's folder. With `leadership` (the
     daemon's elector, or the lock a `scan` holds), the registry is fenced: each apply commits
@@ -64,14 +68,22 @@ def open_configured(
 
         fence = leadership.held if isinstance(leadership, SQLiteLeaderLock) else None
         return SQLiteRegistry(
-            configured_sqlite_path(config, config_path), before_commit=before_commit, fence=fence
+            configured_sqlite_path(config, config_path),
+            before_commit=before_commit,
+            fence=fence,
+            read_only=read_only,
         )
     try:
         dsn = config.registry.resolve_dsn(os.environ if environ is None else environ)
     except ConfigError as exc:
         raise ConfigError(f"{config_path}: {exc}") from None
     try:
-        return postgres_registry(dsn, fence=_fence_of(leadership), before_commit=before_commit)
+        return postgres_registry(
+            dsn,
+            migrate=not read_only,
+            fence=_fence_of(leadership),
+            before_commit=before_commit,
+        )
     except RegistryError as exc:
         raise ConfigError(
             f"{config_path}: registry.dsn (or ${config.registry.dsn_env}): {exc}"

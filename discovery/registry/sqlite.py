@@ -119,6 +119,7 @@ class SQLiteRegistry:
         busy_timeout_s: float = 10.0,
         before_commit: Callable[[], None] | None = None,
         fence: Callable[[], bool] | None = None,
+        read_only: bool = False,
     ) -> None:
         if busy_timeout_s < 0:
             raise ValueError(f"busy_timeout_s must be >= 0, got {busy_timeout_s}")
@@ -126,6 +127,9 @@ class SQLiteRegistry:
         self._busy_timeout_s = busy_timeout_s
         self._before_commit = before_commit
         self._fence = fence
+        # Read-only (`registry list`/`export`): the file must already be a registry; it is
+        # opened with SQLite's mode=ro, never created, migrated or written.
+        self._read_only = read_only
         self._schema_lock = threading.Lock()
         self._closed = False
 
@@ -148,6 +152,8 @@ class SQLiteRegistry:
         """
         if not changes:
             return
+        if self._read_only:
+            raise RegistryError(f"registry {self._path} was opened read-only; nothing was written")
         await self._run(lambda conn: self._apply(conn, changes))
 
     async def close(self) -> None:
@@ -163,9 +169,18 @@ class SQLiteRegistry:
         return await asyncio.to_thread(self._in_connection, work)
 
     def _in_connection(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._read_only and not self._path.is_file():
+            raise RegistryError(
+                f"registry {self._path} does not exist (registry.path); nothing was created: "
+                "check the path, or run `discovery scan` or `discovery registry migrate` to "
+                "create it"
+            )
         try:
             with self._connect() as conn:
-                self._ensure_schema(conn)
+                if self._read_only:
+                    self._check_readable(conn)
+                else:
+                    self._ensure_schema(conn)
                 try:
                     return work(conn)
                 except sqlite3.OperationalError as exc:
@@ -186,9 +201,14 @@ class SQLiteRegistry:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         # isolation_level=None: the sqlite3 module must not open transactions behind our back;
         # every transaction here is an explicit BEGIN ... COMMIT/ROLLBACK.
-        conn = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
+        if self._read_only:
+            target, uri = f"{self._path.resolve().as_uri()}?mode=ro", True
+        else:
+            target, uri = str(self._path), False
+        conn = sqlite3.connect(target, timeout=self._busy_timeout_s, isolation_level=None, uri=uri)
         try:
-            conn.execute("PRAGMA synchronous = FULL")
+            if not self._read_only:
+                conn.execute("PRAGMA synchronous = FULL")
             yield conn
         finally:
             conn.close()
@@ -216,6 +236,15 @@ class SQLiteRegistry:
                         raise
                     time.sleep(delay)
                     delay = min(delay * 2, 0.25)
+
+    def _check_readable(self, conn: sqlite3.Connection) -> None:
+        """A read-only open: the file must hold this build's schema already (nothing is set up)."""
+        version = self._schema_version(conn)
+        if version != SCHEMA_VERSION:
+            raise RegistryError(
+                f"registry {self._path} has schema version {version}, not {SCHEMA_VERSION}; "
+                "nothing was changed: run `discovery registry migrate` first"
+            )
 
     def _setup_schema(self, conn: sqlite3.Connection) -> None:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]

@@ -36,6 +36,7 @@ def test_json_export_is_a_stream_tctl_reads_with_the_role_of_each_resource(
 
 def test_an_empty_export_is_refused_with_a_clear_line(harness: Harness) -> None:
     config = harness.write_config(base_config())
+    assert harness.run("registry", "migrate", config=config).code == EXIT_OK  # exists, empty
     for fmt in ("yaml", "json"):
         result = harness.run("registry", "export", "--format", fmt, config=config)
         assert result.code == EXIT_RUNTIME
