@@ -1,4 +1,4 @@
-"""The command line: `discovery run | scan | validate | registry list|export|migrate|copy
+"""The command line: `discovery run | scan | validate | registry list|export|history|migrate|copy
 | print-iam | iam bootstrap | doctor | emulator | demo` — the parser and the dispatch.
 
 The commands are in `scan`, `run`, `registry` and `ops` next to this module; what they are
@@ -19,6 +19,7 @@ from discovery.cli.registry import (
     cmd_registry,
     cmd_registry_adopt,
     cmd_registry_copy,
+    cmd_registry_history,
     cmd_registry_migrate,
 )
 from discovery.cli.run import cmd_run
@@ -101,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
         "never an array (tctl create reads a JSON stream, not a list)",
     )
     q.set_defaults(func=cmd_registry)
+    q = reg.add_parser("history", help="the most recent applies (the apply journal), newest first")
+    with_config(q)
+    q.add_argument("--limit", "-n", type=_positive_int, default=20, metavar="N", help="default 20")
+    q.add_argument("--output", "-o", choices=["text", "json"], default="text")
+    q.set_defaults(func=cmd_registry_history)
     q = reg.add_parser("migrate", help="create or upgrade the registry's schema now")
     with_config(q)
     q.set_defaults(func=cmd_registry_migrate)
@@ -197,6 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=None, help="keep the demo's files here (default: temp)")
     p.set_defaults(func=cmd_demo)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None, *, before_commit: BeforeCommit | None = None) -> int:

@@ -28,6 +28,7 @@ from pydantic import (
 
 from discovery.core import teleport_config
 from discovery.core.durations import (
+    MAX_DELETE_WINDOW,
     MAX_POLL_INTERVAL,
     MAX_TIMEOUT,
     MIN_POLL_INTERVAL,
@@ -74,6 +75,7 @@ class ConfigError(Exception):
 
 Timeout = Annotated[float, BeforeValidator(bounded_duration(low=MIN_TIMEOUT, high=MAX_TIMEOUT))]
 Fraction = Annotated[float, BeforeValidator(strict_fraction)]
+Window = Annotated[float, BeforeValidator(bounded_duration(low=0.0, high=MAX_DELETE_WINDOW))]
 WholeNumber = Annotated[int, BeforeValidator(strict_int)]
 DEFAULT_JITTER_FRACTION = 0.1
 
@@ -242,6 +244,8 @@ class RegistryConfig(_Frozen):
 class SafetyConfig(_Frozen):
     policy: Literal["sync", "upsert-only", "create-only"] = "sync"
     max_delete_fraction: Fraction = 0.3
+    # The guard adds the deletes of the applies journaled within this window (0s: this cycle).
+    delete_window: Window = 3600.0
 
 
 class AWSClientConfig(_Frozen):

@@ -14,6 +14,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from discovery.core.guard import GUARD_MIN_DELETES as GUARD_MIN_DELETES  # re-exported
+from discovery.core.guard import guard_reason, guard_trips
 from discovery.core.model import (
     Changes,
     Resource,
@@ -25,7 +27,6 @@ from discovery.core.model import (
 
 Policy = Literal["sync", "upsert-only", "create-only"]
 Action = Literal["create", "update", "delete"]
-GUARD_MIN_DELETES = 3
 # An account-region that comes back empty while the registry holds this many of its resources
 # has its deletes withheld: an empty answer that large is more likely a broken view than a fleet.
 EMPTY_SCOPE_MIN_REGISTERED = 4
@@ -248,7 +249,11 @@ def make_plan(
     policy: Policy = "sync",
     max_delete_fraction: float = 0.3,
     force: bool = False,
+    window_deletes: int = 0,
+    delete_window: float = 0.0,
 ) -> Plan:
+    """The plan. `window_deletes`: the deletes the journal holds for this group within the
+    last `delete_window` seconds (the rule: `core.guard`); the cycle reads them."""
     frozen = frozen_areas(scopes)
     by_name = {stored.resource.name: stored for stored in current}
     owned = {name: s for name, s in by_name.items() if is_owned(s.resource, discovery_group)}
@@ -329,17 +334,19 @@ def make_plan(
     # The fraction is of what this cycle could have touched: a frozen scope's resources can
     # neither be deleted nor dilute the guard for the scopes that did answer.
     touchable = sum(1 for s in owned.values() if frozen.reason_for(s.resource) is None)
-    guard_tripped = (
-        not force
-        and len(deletes) > GUARD_MIN_DELETES
-        and len(deletes) > max_delete_fraction * touchable
+    guard_tripped = not force and guard_trips(
+        deletes=len(deletes),
+        touchable=touchable,
+        window_deletes=window_deletes,
+        max_delete_fraction=max_delete_fraction,
     )
     if guard_tripped:
-        reason = (
-            f"delete guard: {len(deletes)} of the {touchable} owned resources this cycle could "
-            f"touch (frozen scopes excluded) would be deleted, more than "
-            f"safety.max_delete_fraction={max_delete_fraction:g}; "
-            "check the fleet, then run `discovery scan --force` to apply them once"
+        reason = guard_reason(
+            deletes=len(deletes),
+            touchable=touchable,
+            window_deletes=window_deletes,
+            delete_window=delete_window,
+            max_delete_fraction=max_delete_fraction,
         )
         withheld.extend(
             Withheld(name=s.resource.name, action="delete", reason=reason, code=REASON_GUARD)

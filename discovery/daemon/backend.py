@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from discovery.core.config import Config
+from discovery.core.journal import JournalEntry
 from discovery.core.model import Changes, StoredResource
 from discovery.daemon.fds import EMFILE_HINT, out_of_fds
 from discovery.registry.base import Registry, RegistryConflict, RegistryError
@@ -53,6 +55,26 @@ class GuardedRegistry:
     async def list_resources(self) -> list[StoredResource]:
         try:
             rows = await self.inner.list_resources()
+        except RegistryError as exc:
+            explained = self._explain(exc)
+            self._answered(explained)
+            if explained is exc:
+                raise
+            raise explained from exc
+        self._answered(None)
+        return rows
+
+    async def history(
+        self,
+        *,
+        discovery_group: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        try:
+            rows = await self.inner.history(
+                discovery_group=discovery_group, since=since, limit=limit
+            )
         except RegistryError as exc:
             explained = self._explain(exc)
             self._answered(explained)

@@ -151,6 +151,7 @@ class CycleRunner:
                 scopes=scopes,
                 on_scope=on_scope,
                 dry_run=self._dry_run,
+                cycle_id=cycle.id,
             )
         except asyncio.CancelledError:
             cycle.abortable = False

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from discovery.aws.calls import FetchError
 from discovery.aws.rds_proxy import ProxySource
 from discovery.core.config import Config
 from discovery.core.convert import convert_proxies
-from discovery.core.model import Scope, ScopeResult
-from discovery.core.plan import make_plan
+from discovery.core.journal import window_deletes
+from discovery.core.model import JournalStamp, Scope, ScopeResult, StoredResource
+from discovery.core.plan import Plan, make_plan
 from discovery.core.scopes import expand_scopes
 from discovery.core.summary import CycleReport
 from discovery.output.logs import scope_context
@@ -69,24 +73,29 @@ async def run_cycle(
     force: bool = False,
     on_scope: ScopeObserver | None = None,
     scopes: Sequence[Scope] | None = None,
+    cycle_id: str = "",
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> CycleReport:
-    """One cycle over `scopes` (by default every scope of `config`); applies unless dry-run."""
+    """One cycle over `scopes` (by default every scope of `config`); applies unless dry-run.
+
+    An apply is journaled under `cycle_id` (a new id when empty) and the time `now` gives.
+    """
     if scopes is None:
         scopes = expand_scopes(config)
     # The registry is read after the fetch, so the plan diffs against the freshest state.
     results = await fetch_all(source, scopes, on_scope)
     current = await registry.list_resources()
-    plan = make_plan(
-        scopes=results,
-        current=current,
-        discovery_group=config.discovery_group,
-        policy=config.safety.policy,
-        max_delete_fraction=config.safety.max_delete_fraction,
-        force=force,
-    )
+    at = now()
+    plan = await _plan(config, results, current, registry, force=force, at=at)
     applied = False
     if not dry_run and plan.changes:
-        await registry.apply(plan.changes)
+        stamp = JournalStamp(
+            cycle_id=cycle_id or uuid.uuid4().hex[:12],
+            discovery_group=config.discovery_group,
+            at=at,
+            forced=force,
+        )
+        await registry.apply(replace(plan.changes, journal=stamp))
         applied = True
     return CycleReport(
         discovery_group=config.discovery_group,
@@ -95,3 +104,42 @@ async def run_cycle(
         scopes=results,
         applied=applied,
     )
+
+
+async def _plan(
+    config: Config,
+    results: Sequence[ScopeResult],
+    current: Sequence[StoredResource],
+    registry: Registry,
+    *,
+    force: bool,
+    at: datetime,
+) -> Plan:
+    """The plan, with the deletes of `safety.delete_window` counted by the guard.
+
+    The journal is read only when this cycle has deletes the guard could still hold back, so a
+    steady-state cycle costs no extra query.
+    """
+    safety = config.safety
+
+    def plan_with(recent: int) -> Plan:
+        return make_plan(
+            scopes=results,
+            current=current,
+            discovery_group=config.discovery_group,
+            policy=safety.policy,
+            max_delete_fraction=safety.max_delete_fraction,
+            force=force,
+            window_deletes=recent,
+            delete_window=safety.delete_window,
+        )
+
+    plan = plan_with(0)
+    if force or not plan.delete or safety.delete_window <= 0:
+        return plan
+    entries = await registry.history(
+        discovery_group=config.discovery_group,
+        since=at - timedelta(seconds=safety.delete_window),
+    )
+    recent = window_deletes(entries)
+    return plan_with(recent) if recent else plan

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
+
+from discovery.core.journal import JournalEntry
 
 # Changes and Update are plain values of the core; re-exported here for backends.
 from discovery.core.model import Changes, StoredResource, Update
@@ -37,7 +40,20 @@ class Registry(Protocol):
 
         Updates and deletes are compare-and-swap on `before.revision`; a create of an existing
         name is a conflict. Each created or updated resource gets a new, larger revision.
+        With `changes.journal` set, the same transaction writes the apply's journal row
+        (`discovery.core.journal.journal_entry`) and drops rows older than the retention.
         """
+        ...
+
+    async def history(
+        self,
+        *,
+        discovery_group: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        """Journal rows, newest first: of one group (or all), at or after `since`, at most
+        `limit` of them."""
         ...
 
     async def close(self) -> None: ...
