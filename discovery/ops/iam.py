@@ -272,12 +272,28 @@ def render_text(plan: IAMPlan) -> str:
     if plan.db_service_policy["Statement"]:
         lines += block(
             "Teleport Database Service policy: attach to the identity the Database Service runs "
-            f"as ({plan.db_service_principal}); {CONNECT_SID} grants rds-db:connect",
+            f"as ({plan.db_service_principal})",
             plan.db_service_policy,
+        )
+    if any(arn.endswith(":dbuser:*/*") for arn in _connect_resources(plan)):
+        lines.append(
+            f"note: {CONNECT_SID} allows rds-db:connect to every proxy of a scanned region "
+            "(dbuser:*/*); --from-registry names the registered proxies instead, within IAM's "
+            "policy size limits (10,240 bytes per role, 2,048 per user: about 100 proxies)"
         )
     for note in plan.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _connect_resources(plan: IAMPlan) -> list[str]:
+    own = [
+        arn
+        for statement in plan.db_service_policy["Statement"]
+        if statement["Sid"] == CONNECT_SID
+        for arn in statement["Resource"]
+    ]
+    return [*own, *(arn for role in plan.roles for arn in role.connect_resources)]
 
 
 # --- Bootstrap: the I/O step ------------------------------------------------------------------

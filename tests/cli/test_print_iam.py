@@ -22,6 +22,8 @@ def test_print_iam_text_includes_the_database_service_statement(harness: Harness
     heading = "## Teleport Database Service policy: attach to the identity the Database Service"
     assert f"{heading} runs as ({DB_SERVICE})" in text
     assert f'"AWS": "{DB_SERVICE}"' in text  # the member roles trust it
+    assert "note: TeleportDatabaseConnect allows rds-db:connect to every proxy" in text
+    assert "10,240 bytes per role, 2,048 per user" in text
 
 
 def test_print_iam_from_the_registry_names_the_registered_proxies(harness: Harness) -> None:

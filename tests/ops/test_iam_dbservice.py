@@ -294,3 +294,22 @@ def test_a_db_role_with_own_credentials_names_its_account() -> None:
     # Teleport only registers a role of the proxies' own account: that account is known.
     assert connect.connect_resources == ("arn:aws:rds-db:us-east-1:222222222222:dbuser:*/*",)
     assert plan.db_service_policy["Statement"][0]["Resource"] == [CONNECT]
+
+
+def test_the_text_notes_the_wildcard_only_when_one_is_printed() -> None:
+    from discovery.ops.iam import render_text
+
+    cfg = config(matcher(["us-east-1"], assume_role_arn=ROLE_A))
+    wildcard = render_text(iam_plan(cfg, principal=SERVICE, db_service_principal=DB_SERVICE))
+    exact = render_text(
+        iam_plan(
+            cfg,
+            principal=SERVICE,
+            db_service_principal=DB_SERVICE,
+            registered=[registered(ROLE_A, "111111111111", "us-east-1", "prx-aaa")],
+        )
+    )
+
+    assert "note: TeleportDatabaseConnect allows rds-db:connect to every proxy" in wildcard
+    assert "dbuser:prx-aaa/*" in exact and "dbuser:*/*" not in exact
+    assert "every proxy of a scanned region" not in exact
