@@ -13,7 +13,7 @@ import yaml
 from discovery.cli.main import main
 from discovery.core.config import config_from_mapping
 from discovery.core.model import AWSInfo, Resource
-from discovery.ops.iam import iam_plan
+from discovery.ops.iam import iam_plan, render_text
 from discovery.ops.iam_dbservice import (
     DB_SERVICE_PLACEHOLDER,
     ROLE_POLICY_LIMIT,
@@ -297,8 +297,6 @@ def test_a_db_role_with_own_credentials_names_its_account() -> None:
 
 
 def test_the_text_notes_the_wildcard_only_when_one_is_printed() -> None:
-    from discovery.ops.iam import render_text
-
     cfg = config(matcher(["us-east-1"], assume_role_arn=ROLE_A))
     wildcard = render_text(iam_plan(cfg, principal=SERVICE, db_service_principal=DB_SERVICE))
     exact = render_text(
