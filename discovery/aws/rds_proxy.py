@@ -16,6 +16,7 @@ from aiobotocore.session import AioSession
 from discovery.aws.assemble import account_from_arns, assemble_proxies
 from discovery.aws.calls import Caller, CallObserver, ErrorKind, FetchError
 from discovery.aws.clients import AWSClients, AWSSettings, ThrottleObserver, home_region
+from discovery.aws.inventory import AccountInventory
 from discovery.aws.rds_calls import (
     Tags,
     describe_endpoints,
@@ -69,6 +70,8 @@ class AWSSource:
             base_session=base_session,
         )
         self._caller_account: asyncio.Task[str] | None = None
+        # Organization accounts and enabled regions, over the same clients and call wrapper.
+        self.inventory = AccountInventory(clients=self._clients, caller=self._caller)
 
     async def __aenter__(self) -> AWSSource:
         return self

@@ -16,7 +16,7 @@ from discovery.cli.common import (
     EXIT_SCOPES_FAILED,
 )
 from discovery.core.plan import REASON_EMPTY_SCOPE, REASON_NAME_COLLISION
-from discovery.core.scopes import expand_scopes
+from discovery.core.scopes import expand_scopes, needs_listings
 from discovery.core.summary import CycleReport
 from discovery.output.progress import Progress
 from discovery.output.report import render_json, render_text, render_yaml
@@ -50,6 +50,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     config_path = Path(args.config)
     config = load_config(config_path)
     scopes = expand_scopes(config)
+    # Organization and ["*"] matchers expand at scan time, from AWS's listings: the total is
+    # not known in advance, so no counter is shown for them.
+    total = 0 if needs_listings(config) else len(scopes)
     try:
         report = asyncio.run(
             wiring.scan(
@@ -58,7 +61,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 dry_run=args.dry_run,
                 force=args.force,
                 scopes=scopes,
-                on_scope=Progress(len(scopes), sys.stderr),
+                on_scope=Progress(total, sys.stderr),
                 before_commit=args.before_commit,
             )
         )
@@ -87,9 +90,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"discovery: warning: {args.config}: {warning}", file=sys.stderr)
     scopes = expand_scopes(config)
     kind = " (teleport.yaml: discovery_service used)" if loaded.teleport else ""
+    listed = sum(1 for m in config.aws if m.needs_listing)
+    more = f" (+ {listed} matcher(s) whose accounts or regions AWS lists at scan time)"
     print(
         f"{args.config}: ok{kind} — discovery group {config.discovery_group!r}, "
-        f"{len(config.aws)} matcher(s), {len(scopes)} scope(s), "
+        f"{len(config.aws)} matcher(s), {len(scopes)} scope(s){more if listed else ''}, "
         f"registry {config.registry.backend}"
     )
     return EXIT_OK

@@ -16,14 +16,11 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from discovery.core import teleport_config
@@ -41,13 +38,27 @@ from discovery.core.durations import (
     strict_fraction,
     strict_int,
 )
-from discovery.core.selector import SelectorPatternError, compile_pattern
+from discovery.core.matchers import (
+    REGION_RE,
+    ROLE_ARN_RE,
+    SUPPORTED_TYPES,
+    Matcher,
+    OrganizationMatch,
+    OrganizationSettings,
+    _Frozen,
+)
 
 __all__ = [
     "MIN_POLL_INTERVAL",
+    "REGION_RE",
+    "ROLE_ARN_RE",
+    "SUPPORTED_TYPES",
     "Config",
     "ConfigError",
     "LoadedConfig",
+    "Matcher",
+    "OrganizationMatch",
+    "OrganizationSettings",
     "config_from_mapping",
     "loaded_from_mapping",
     "parse_config",
@@ -56,9 +67,6 @@ __all__ = [
     "parse_listen",
 ]
 
-SUPPORTED_TYPES = ("rdsproxy",)
-REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso|-isob|-isof|-isoe)?-[a-z]+-\d{1,2}$")
-ROLE_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 GROUP_RE = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9_.]{0,62}$")
 
 
@@ -95,110 +103,6 @@ def parse_listen(value: str) -> tuple[str, int]:
             "[::1]:9464, or :9464 for all interfaces"
         )
     return host, int(port_text)
-
-
-def _tag_values(value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, Sequence) and value and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ValueError("a tag selector value must be a string or a non-empty list of strings")
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-
-class Matcher(_Frozen):
-    types: tuple[str, ...]
-    regions: tuple[str, ...]
-    tags: Mapping[str, tuple[str, ...]] = Field(default_factory=lambda: {"*": ("*",)})
-    assume_role_arn: str = ""
-    external_id: str = ""
-    # The role the Teleport Database Service assumes to connect (spec.aws.assume_role_arn of
-    # what this matcher registers); empty: the discovery role above, as Teleport does.
-    db_assume_role_arn: str = ""
-    db_external_id: str = ""
-
-    @field_validator("types")
-    @classmethod
-    def _types(cls, types: tuple[str, ...]) -> tuple[str, ...]:
-        if not types:
-            raise ValueError('at least one type is required, e.g. types: ["rdsproxy"]')
-        for t in types:
-            if t not in SUPPORTED_TYPES:
-                raise ValueError(f"unsupported type {t!r}; only 'rdsproxy' is supported")
-        return tuple(dict.fromkeys(types))
-
-    @field_validator("regions")
-    @classmethod
-    def _regions(cls, regions: tuple[str, ...]) -> tuple[str, ...]:
-        if not regions:
-            raise ValueError('at least one region is required, e.g. regions: ["us-east-1"]')
-        for r in regions:
-            if r == "*":
-                raise ValueError("wildcard regions are not supported; list the regions to scan")
-            if not REGION_RE.match(r):
-                raise ValueError(f"{r!r} is not a valid AWS region name (e.g. us-east-1)")
-        return tuple(dict.fromkeys(regions))
-
-    @field_validator("tags", mode="before")
-    @classmethod
-    def _tags(cls, tags: object) -> dict[str, tuple[str, ...]]:
-        if tags is None:
-            return {"*": ("*",)}
-        if not isinstance(tags, Mapping):
-            raise ValueError(
-                'tags must be a mapping of label key to value(s), e.g. {"env": "prod"}'
-            )
-        out: dict[str, tuple[str, ...]] = {}
-        for key, value in tags.items():
-            values = _tag_values(value)
-            for v in values:
-                if v.startswith("^") and v.endswith("$"):
-                    try:
-                        compile_pattern(v)
-                    except SelectorPatternError as exc:
-                        raise ValueError(
-                            f"tags[{key}]: invalid regular expression {v!r}: {exc}"
-                        ) from None
-            out[str(key)] = values
-        return out
-
-    @field_validator("assume_role_arn", "db_assume_role_arn")
-    @classmethod
-    def _role(cls, arn: str) -> str:
-        if arn and not ROLE_ARN_RE.match(arn):
-            raise ValueError(
-                f"{arn!r} is not an IAM role ARN; expected arn:aws:iam::123456789012:role/NAME"
-            )
-        return arn
-
-    @model_validator(mode="after")
-    def _external_id_needs_role(self) -> Matcher:
-        if self.external_id and not self.assume_role_arn:
-            raise ValueError("external_id requires assume_role_arn; set both or remove external_id")
-        if self.db_external_id and not self.db_assume_role_arn:
-            raise ValueError(
-                "db_external_id requires db_assume_role_arn; set both or remove db_external_id"
-            )
-        db_account = self.db_assume_role_arn.split(":")[4] if self.db_assume_role_arn else ""
-        if db_account and self.role_account_id and db_account != self.role_account_id:
-            raise ValueError(
-                f"db_assume_role_arn is in account {db_account}, the proxies in "
-                f"{self.role_account_id} (assume_role_arn): Teleport rejects a database whose "
-                "assume_role_arn is in another account; use a role in that account"
-            )
-        return self
-
-    @property
-    def role_account_id(self) -> str:
-        return self.assume_role_arn.split(":")[4] if self.assume_role_arn else ""
-
-    @property
-    def external_ids(self) -> tuple[str, ...]:
-        """The matcher's secrets, redacted from logs and /status: both external ids."""
-        return tuple(i for i in (self.external_id, self.db_external_id) if i)
 
 
 DEFAULT_DSN_ENV = "DISCOVERY_REGISTRY_DSN"
@@ -289,6 +193,7 @@ class Config(_Frozen):
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     aws_client: AWSClientConfig = Field(default_factory=AWSClientConfig)
+    organization: OrganizationSettings = Field(default_factory=OrganizationSettings)
 
     @field_validator("discovery_group")
     @classmethod

@@ -11,7 +11,7 @@ it, and an update never changes the identity a registry entry points at.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from discovery.core.guard import GUARD_MIN_DELETES as GUARD_MIN_DELETES  # re-exported
@@ -24,6 +24,7 @@ from discovery.core.model import (
     Update,
     is_owned,
 )
+from discovery.core.organization import ListingFreezes, RoleFreeze
 
 Policy = Literal["sync", "upsert-only", "create-only"]
 Action = Literal["create", "update", "delete"]
@@ -100,11 +101,15 @@ class Plan:
 
 @dataclass(frozen=True, kw_only=True)
 class Frozen:
-    """Where failed scopes could have produced resources: (account, region) or whole regions."""
+    """Where failed scopes could have produced resources: (account, region) or whole regions;
+    and what the account listings freeze: whole accounts (their regions could not be listed)
+    and an organization matcher's role in every account not scanned (see `organization`)."""
 
     account_regions: frozenset[tuple[str, str]]
     regions: frozenset[str]
     reasons: dict[tuple[str, str], str]
+    accounts: Mapping[str, str] = field(default_factory=dict)
+    roles: tuple[RoleFreeze, ...] = ()
 
     def reason_for(self, resource: Resource) -> str | None:
         region, account = resource.aws.region, resource.aws.account_id
@@ -112,6 +117,12 @@ class Frozen:
             return self.reasons.get(("", region), "scope failed")
         if (account, region) in self.account_regions:
             return self.reasons.get((account, region), "scope failed")
+        if account in self.accounts:
+            return self.accounts[account]
+        for role in self.roles:
+            reason = role.reason_for(resource)
+            if reason is not None:
+                return reason
         return None
 
 
@@ -251,10 +262,14 @@ def make_plan(
     force: bool = False,
     window_deletes: int = 0,
     delete_window: float = 0.0,
+    listed: ListingFreezes | None = None,
 ) -> Plan:
     """The plan. `window_deletes`: the deletes the journal holds for this group within the
-    last `delete_window` seconds (the rule: `core.guard`); the cycle reads them."""
+    last `delete_window` seconds (the rule: `core.guard`); the cycle reads them. `listed` adds
+    what the account/region listings freeze (`organization`)."""
     frozen = frozen_areas(scopes)
+    if listed is not None:
+        frozen = replace(frozen, accounts=listed.accounts, roles=listed.roles)
     by_name = {stored.resource.name: stored for stored in current}
     owned = {name: s for name, s in by_name.items() if is_owned(s.resource, discovery_group)}
     desired, withheld, claimed = claim_names(scopes, owned=owned, held=by_name.keys())

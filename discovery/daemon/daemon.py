@@ -30,6 +30,8 @@ from discovery.daemon.scheduler import CycleJob
 from discovery.daemon.status import CycleBook, StatusCache, StatusView, iso, readiness
 from discovery.output.logs import Redactor, cycle_context
 from discovery.output.metrics import Metrics
+from discovery.reconcile.cycle import AccountLister
+from discovery.registry.account_state import account_state_for
 from discovery.registry.base import Registry
 from discovery.registry.leader import AlwaysLeader, Leadership
 
@@ -57,6 +59,7 @@ class Daemon:
         dry_run: bool = False,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        lister: AccountLister | None = None,
     ) -> None:
         # The caller's redactor is already seeded with this config's external ids (reloads add
         # theirs).
@@ -84,7 +87,13 @@ class Daemon:
             leadership=backend.leadership, config=lambda: self.config, events=self, clock=clock
         )
         self._dry_run = dry_run  # `run --dry-run`: every cycle plans and reports, none applies
-        self._runner = CycleRunner(source=source, clock=clock, dry_run=dry_run)
+        self._runner = CycleRunner(
+            source=source,
+            clock=clock,
+            dry_run=dry_run,
+            lister=lister,
+            gone_state=lambda cfg: account_state_for(cfg, config_path),
+        )
         self._job = CycleJob(run=self._run, on_skipped=self._skipped, monotonic=monotonic)
         self._book = CycleBook()
         self._status = StatusCache()

@@ -24,11 +24,15 @@ from pydantic import (
     model_validator,
 )
 
+from .fleet_org import OrganizationalUnitSpec, OrganizationSpec, OrgNodeId
+
 __all__ = [
     "Account",
     "Fault",
     "Fleet",
     "FleetError",
+    "OrganizationSpec",
+    "OrganizationalUnitSpec",
     "ProxyEndpointSpec",
     "ProxySpec",
     "RegionSpec",
@@ -154,6 +158,17 @@ class Account(_Strict):
     regions: Annotated[dict[RegionName, RegionSpec], BeforeValidator(_none_to_region)] = Field(
         default_factory=dict
     )
+    # Membership of the fleet's organization: the parent (root or OU id); None: not a member.
+    ou: OrgNodeId | None = None
+    status: Literal["ACTIVE", "SUSPENDED", "PENDING_CLOSURE"] = "ACTIVE"
+    # What account:ListRegions answers as enabled; None: the keys of `regions`.
+    enabled_regions: list[RegionName] | None = None
+    # Listed by account:ListRegions as DISABLED (opt-in regions not opted into).
+    disabled_regions: list[RegionName] = Field(default_factory=list)
+
+    @property
+    def listed_regions(self) -> list[str]:
+        return list(self.regions) if self.enabled_regions is None else list(self.enabled_regions)
 
     @model_validator(mode="after")
     def _unique_roles(self) -> Account:
@@ -170,6 +185,7 @@ class Fleet(_Strict):
     # asks for (may be shorter than AWS's 900 s minimum, to test refresh and expiry).
     credential_duration_seconds: int | None = Field(default=None, ge=1)
     accounts: list[Account] = Field(default_factory=list)
+    organization: OrganizationSpec | None = None
 
     @model_validator(mode="after")
     def _unique_accounts(self) -> Fleet:
@@ -177,6 +193,17 @@ class Fleet(_Strict):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"duplicate account id(s) {dupes}")
+        org = self.organization
+        nodes = {org.root_id, *(ou.id for ou in org.ous)} if org else set()
+        for ou in org.ous if org else ():
+            if ou.parent not in nodes:
+                raise ValueError(f"OU {ou.id}: parent {ou.parent!r} is not the root or an OU")
+        for account in self.accounts:
+            if account.ou is not None and account.ou not in nodes:
+                raise ValueError(
+                    f"account {account.id}: ou {account.ou!r} is not the organization's root "
+                    "or one of its OUs (is `organization` set?)"
+                )
         return self
 
     def account(self, account_id: str) -> Account | None:

@@ -45,6 +45,11 @@ FIXES: Mapping[str, str] = {
         "the role; `discovery print-iam --principal <this identity>` prints both policies"
     ),
     "assume-role-error": "check the role ARN in assume_role_arn and the STS error above",
+    "organization-listing-failed": (
+        "list the organization from its management or delegated-admin account (organizations:"
+        "DescribeOrganization, ListRoots, ListOrganizationalUnitsForParent, ListAccountsForParent"
+        "; see `discovery print-iam`), or set organization_role_arn; check organization.id"
+    ),
     "rds-denied": (
         "grant rds:DescribeDBProxies and rds:DescribeDBProxyEndpoints in this region to the "
         "identity named (see `discovery print-iam`); check SCPs and permission boundaries too"
@@ -92,7 +97,9 @@ FIXES: Mapping[str, str] = {
 class Check:
     """One line of the diagnosis."""
 
-    check: str  # credentials | assume-role | rds | tags | require-tls | iam-auth | tcp
+    check: (
+        str  # credentials | assume-role | organization | rds | tags | require-tls | iam-auth | tcp
+    )
     status: Status
     subject: str
     detail: str

@@ -28,6 +28,7 @@ from discovery.core.config import Config
 from discovery.ops.checks_endpoints import check_tcp, check_tls
 from discovery.ops.checks_iam_auth import check_iam_auth
 from discovery.ops.checks_identity import check_credentials, check_roles
+from discovery.ops.checks_organization import check_organizations
 from discovery.ops.checks_rds import check_scopes
 from discovery.ops.diagnosis import Check, Status
 from discovery.ops.probe import Probe, tcp_probe
@@ -93,6 +94,7 @@ async def run_doctor(
             aws, config, base, config_hint=settings.config_hint
         )
         emit(role_checks)
+        emit(await check_organizations(aws, config))
         scope_checks, scopes = await check_scopes(
             aws, config, identities, config_hint=settings.config_hint
         )

@@ -22,7 +22,7 @@ resources):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +80,19 @@ def policy_size(document: dict[str, Any]) -> int:
     return len(json.dumps(document, separators=(",", ":")).encode())
 
 
+def _configured(role_arn: str, roles: Mapping[str, object]) -> str | None:
+    """The configured role a registered `assume_role_arn` is: itself, or the organization's
+    member role (`arn:aws:iam::*:role/NAME`) it is one account's instance of."""
+    if role_arn in roles:
+        return role_arn
+    parts = role_arn.split(":")
+    if len(parts) == 6:
+        member = f"arn:aws:iam::*:{parts[5]}"
+        if member in roles:
+            return member
+    return None
+
+
 def connection_roles(
     config: Config, registered: Iterable[Resource] | None = None
 ) -> tuple[tuple[ConnectionRole, ...], tuple[str, ...]]:
@@ -90,11 +103,15 @@ def connection_roles(
     """
     by_role: dict[str, tuple[set[str], set[str]]] = {}  # role → (resources, external ids)
     for matcher in config.aws:
-        role = matcher.db_assume_role_arn or matcher.assume_role_arn
+        # An organization matcher's member role, in every account: arn:aws:iam::*:role/NAME.
+        member = (
+            f"arn:aws:iam::*:role/{matcher.assume_role_name}" if matcher.assume_role_name else ""
+        )
+        role = matcher.db_assume_role_arn or matcher.assume_role_arn or member
         external_id = matcher.db_external_id if matcher.db_assume_role_arn else matcher.external_id
         resources, ids = by_role.setdefault(role, (set(), set()))
         # Teleport only accepts a role in the database's own account, so the role's account is
-        # the proxies' account ("*" when discovery uses the service's own credentials).
+        # the proxies' account ("*": the service's own credentials, or every member account).
         account = role.split(":")[4] if role else ""
         resources.update(dbuser_arn(r, account) for r in matcher.regions)
         if external_id:
@@ -104,8 +121,9 @@ def connection_roles(
         exact: dict[str, set[str]] = {}
         for resource in registered:
             aws = resource.aws
-            if aws.assume_role_arn in by_role and aws.rdsproxy_resource_id:
-                exact.setdefault(aws.assume_role_arn, set()).add(
+            configured = _configured(aws.assume_role_arn, by_role)
+            if configured is not None and aws.rdsproxy_resource_id:
+                exact.setdefault(configured, set()).add(
                     dbuser_arn(aws.region, aws.account_id, aws.rdsproxy_resource_id)
                 )
         for role, resources in exact.items():

@@ -8,25 +8,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from discovery.aws.calls import FetchError
+from discovery.aws.inventory import Inventory
 from discovery.aws.rds_proxy import ProxySource
 from discovery.core.config import Config
 from discovery.core.convert import convert_proxies
 from discovery.core.journal import window_deletes
 from discovery.core.model import JournalStamp, Scope, ScopeResult, StoredResource
+from discovery.core.organization import ListingFreezes, Listings, listing_freezes
 from discovery.core.plan import Plan, make_plan
-from discovery.core.scopes import expand_scopes
+from discovery.core.scopes import expand_scopes, needs_listings
 from discovery.core.summary import CycleReport
 from discovery.output.logs import scope_context
 from discovery.registry.base import Registry
 
 ScopeObserver = Callable[[ScopeResult], None]
 log = logging.getLogger(__name__)
+
+
+class AccountLister(Protocol):
+    """Where organization accounts and enabled regions come from (cached by the source)."""
+
+    async def listings(self, config: Config) -> Inventory: ...
+
+
+class GoneState(Protocol):
+    """When accounts were first seen gone from their organization, kept across runs."""
+
+    def load(self) -> dict[str, float]: ...
+
+    def save(self, gone: Mapping[str, float]) -> None: ...
 
 
 async def fetch_scope(source: ProxySource, scope: Scope) -> ScopeResult:
@@ -75,18 +93,41 @@ async def run_cycle(
     scopes: Sequence[Scope] | None = None,
     cycle_id: str = "",
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    lister: AccountLister | None = None,
+    gone_state: GoneState | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> CycleReport:
     """One cycle over `scopes` (by default every scope of `config`); applies unless dry-run.
 
     An apply is journaled under `cycle_id` (a new id when empty) and the time `now` gives.
+    A config with organization or `regions: ["*"]` matchers expands its scopes here, from
+    `lister`'s listings (without a lister those matchers have no scopes and freeze what they
+    registered); `gone_state` keeps the "first seen gone" clock of vanished accounts (none:
+    the clock starts again every cycle, so no vanished account is ever emptied).
     """
-    if scopes is None:
+    listed = Inventory(listings=Listings(), failures=())
+    if needs_listings(config):
+        if lister is not None:
+            listed = await lister.listings(config)
+        scopes = expand_scopes(config, listed.listings)
+    elif scopes is None:
         scopes = expand_scopes(config)
     # The registry is read after the fetch, so the plan diffs against the freshest state.
-    results = await fetch_all(source, scopes, on_scope)
+    results = (*await fetch_all(source, scopes, on_scope), *listed.failures)
     current = await registry.list_resources()
+    freezes = None
+    if needs_listings(config):
+        freezes = listing_freezes(
+            config,
+            listed.listings,
+            current=current,
+            gone=gone_state.load() if gone_state is not None else {},
+            now=clock(),
+        )
     at = now()
-    plan = await _plan(config, results, current, registry, force=force, at=at)
+    plan = await _plan(config, results, current, registry, force=force, at=at, listed=freezes)
+    if freezes is not None and gone_state is not None and not dry_run:
+        gone_state.save(freezes.gone)
     applied = False
     if not dry_run and plan.changes:
         stamp = JournalStamp(
@@ -114,6 +155,7 @@ async def _plan(
     *,
     force: bool,
     at: datetime,
+    listed: ListingFreezes | None = None,
 ) -> Plan:
     """The plan, with the deletes of `safety.delete_window` counted by the guard.
 
@@ -132,6 +174,7 @@ async def _plan(
             force=force,
             window_deletes=recent,
             delete_window=safety.delete_window,
+            listed=listed,
         )
 
     plan = plan_with(0)

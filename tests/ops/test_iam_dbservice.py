@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from discovery.cli.main import main
-from discovery.core.config import config_from_mapping
+from discovery.core.config import ConfigError, config_from_mapping
 from discovery.core.model import AWSInfo, Resource
 from discovery.ops.iam import iam_plan, render_text
 from discovery.ops.iam_dbservice import (
@@ -217,7 +217,10 @@ def test_a_registry_list_over_the_role_policy_limit_falls_back_with_a_note() -> 
     assert "2,048 for a user" in note
 
 
-def test_member_role_template_has_the_database_service_statements_of_print_iam() -> None:
+@pytest.mark.parametrize("template", ["member-account-role.yaml", "organization-member-role.yaml"])
+def test_member_role_template_has_the_database_service_statements_of_print_iam(
+    template: str,
+) -> None:
     """deploy/iam/member-account-role.yaml, with DatabaseServicePrincipalArn set, trusts the
     Database Service and grants rds-db:connect under the Sids print-iam uses."""
 
@@ -225,8 +228,8 @@ def test_member_role_template_has_the_database_service_statements_of_print_iam()
         pass
 
     _Loader.add_multi_constructor("!", lambda loader, tag, node: {tag: repr(node.value)})
-    template = yaml.load((DEPLOY / "iam" / "member-account-role.yaml").read_text(), _Loader)
-    role = template["Resources"]["DiscoveryRole"]["Properties"]
+    document = yaml.load((DEPLOY / "iam" / template).read_text(), _Loader)
+    role = document["Resources"]["DiscoveryRole"]["Properties"]
     text = repr(role)
     assert "TrustTeleportDatabaseService" in text and "DatabaseServicePrincipalArn" in text
     assert "TeleportDatabaseConnect" in text and "rds-db:connect" in text
@@ -242,7 +245,7 @@ def test_member_role_template_has_the_database_service_statements_of_print_iam()
         "TrustRDSProxyDiscovery",
         "TrustTeleportDatabaseService",
     }
-    assert template["Conditions"]["HasDatabaseService"]
+    assert document["Conditions"]["HasDatabaseService"]
 
 
 def test_bootstrap_puts_the_database_service_policy_on_its_role(
@@ -311,3 +314,43 @@ def test_the_text_notes_the_wildcard_only_when_one_is_printed() -> None:
     assert "note: TeleportDatabaseConnect allows rds-db:connect to every proxy" in wildcard
     assert "dbuser:prx-aaa/*" in exact and "dbuser:*/*" not in exact
     assert "every proxy of a scanned region" not in exact
+
+
+def test_an_organization_member_role_connects_in_every_account() -> None:
+    plan = iam_plan(
+        config(
+            {
+                "types": ["rdsproxy"],
+                "regions": ["*"],
+                "organization": {"id": "o-exampleorgid"},
+                "assume_role_name": "discovery",
+                "external_id": "ext-org",
+            }
+        ),
+        principal=SERVICE,
+        db_service_principal=DB_SERVICE,
+        registered=[registered("arn:aws:iam::333333333333:role/discovery", "333333333333",
+                               "eu-west-1", "prx-org")],
+    )  # fmt: skip
+
+    member = plan.role("arn:aws:iam::*:role/discovery")
+    assert member is not None
+    assert member.connect_resources == ("arn:aws:rds-db:eu-west-1:333333333333:dbuser:prx-org/*",)
+    trust = sids(member.trust_policy)["TrustTeleportDatabaseService"]
+    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": "ext-org"}}
+    assert sids(plan.db_service_policy)["TeleportDatabaseAssumeRoles"]["Resource"] == [
+        "arn:aws:iam::*:role/discovery"
+    ]
+
+
+def test_db_assume_role_arn_cannot_be_used_with_an_organization() -> None:
+    with pytest.raises(ConfigError, match="db_assume_role_arn cannot be used with organization"):
+        config(
+            {
+                "types": ["rdsproxy"],
+                "regions": ["*"],
+                "organization": {"id": "o-exampleorgid"},
+                "assume_role_name": "discovery",
+                "db_assume_role_arn": CONNECT,
+            }
+        )
