@@ -52,13 +52,8 @@ def cmd_iam_bootstrap(args: argparse.Namespace) -> int:
 
     import boto3
 
-    from discovery.ops.iam import (
-        DEFAULT_POLICY_NAME,
-        IAMError,
-        attach_policy,
-        attachment_for,
-        iam_plan,
-    )
+    from discovery.ops.iam import DEFAULT_POLICY_NAME, IAMError, iam_plan
+    from discovery.ops.iam_bootstrap import attach_policy, attachment_for
     from discovery.ops.iam_dbservice import DB_SERVICE_POLICY_NAME
 
     plan = iam_plan(load_config(args.config))

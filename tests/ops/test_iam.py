@@ -23,10 +23,9 @@ from discovery.ops.iam import (
     PRINCIPAL_PLACEHOLDER,
     READ_ACTIONS,
     IAMError,
-    attach_policy,
-    attachment_for,
     iam_plan,
 )
+from discovery.ops.iam_bootstrap import attach_policy, attachment_for
 
 from .conftest import DEPLOY
 
