@@ -27,7 +27,7 @@ from discovery.cli.scan import cmd_scan, cmd_validate
 from discovery.core.config import ConfigError
 from discovery.ops.iam import DEFAULT_POLICY_NAME, PRINCIPAL_PLACEHOLDER
 from discovery.ops.iam_dbservice import DB_SERVICE_PLACEHOLDER, DB_SERVICE_POLICY_NAME
-from discovery.registry.base import RegistryConflict, RegistryError
+from discovery.registry.base import PartialApply, RegistryConflict, RegistryError
 from discovery.registry.open import BeforeCommit, RegistrySpecError
 
 __all__ = ["EXIT_CONFIG", "build_parser", "main"]
@@ -56,7 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--output", "-o", choices=["text", "json", "yaml"], default="text")
-    p.add_argument("--force", action="store_true", help="override the delete guard once")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="apply once what is withheld for review (delete guard, empty scope, config change)",
+    )
+    p.add_argument(
+        "--accept-config-change",
+        action="store_true",
+        help="delete once the resources of account-regions the config no longer covers",
+    )
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser(
@@ -201,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="offline demo against the bundled emulator and sample fleet")
     p.add_argument("--workdir", default=None, help="keep the demo's files here (default: temp)")
+    p.add_argument(
+        "--teleport",
+        action="store_true",
+        help="write into a Teleport cluster played by the bundled stand-in tctl, not SQLite",
+    )
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -260,6 +274,9 @@ def main(argv: Sequence[str] | None = None, *, before_commit: BeforeCommit | Non
             "run the scan again",
             file=sys.stderr,
         )
+        return EXIT_RUNTIME
+    except PartialApply as exc:
+        print(f"discovery: registry apply incomplete: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     except RegistryError as exc:
         print(f"discovery: registry error: {exc}", file=sys.stderr)

@@ -119,6 +119,8 @@ async def _history(config: Config, config_path: Path, *, limit: int) -> list[Jou
 
 
 async def _migrate_registry(config: Config, config_path: Path) -> str:
+    if config.registry.backend == "teleport":
+        return "registry teleport: a Teleport cluster has no schema of ours; nothing to do"
     registry = wiring.open_registry(config, config_path)
     try:
         if config.registry.backend == "sqlite":
@@ -204,5 +206,6 @@ def cmd_registry_adopt(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"{done}; nothing was written (run again without --dry-run to apply)")
     else:
-        print(f"{done}, in one transaction")
+        # A Teleport cluster has no transactions: a partial adopt raises PartialApply (exit 1).
+        print(done if config.registry.backend == "teleport" else f"{done}, in one transaction")
     return EXIT_OK

@@ -15,7 +15,12 @@ from discovery.cli.common import (
     EXIT_RUNTIME,
     EXIT_SCOPES_FAILED,
 )
-from discovery.core.plan import REASON_EMPTY_SCOPE, REASON_NAME_COLLISION
+from discovery.core.plan import (
+    REASON_CONFIG_CHANGE,
+    REASON_EMPTY_SCOPE,
+    REASON_NAME_COLLISION,
+    REASON_UNCONFIRMED,
+)
 from discovery.core.scopes import expand_scopes, needs_listings
 from discovery.core.summary import CycleReport
 from discovery.output.progress import Progress
@@ -29,9 +34,9 @@ log = logging.getLogger("discovery")
 
 
 def exit_code_for(report: CycleReport) -> int:
-    """3 if a scope failed; else 4 if a change waits for review (delete guard, name collision,
-    empty scope); else 0."""
-    if report.failed_scopes:
+    """3 if a scope failed or a confirming read failed; else 4 if a change waits for review
+    (delete guard, name collision, empty scope, config change); else 0."""
+    if report.failed_scopes or report.unconfirmed:
         return EXIT_SCOPES_FAILED
     if report.plan.needs_review:
         return EXIT_DELETES_WITHHELD
@@ -60,6 +65,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 config_path,
                 dry_run=args.dry_run,
                 force=args.force,
+                accept_config_change=args.accept_config_change,
                 scopes=scopes,
                 on_scope=Progress(total, sys.stderr),
                 before_commit=args.before_commit,
@@ -70,7 +76,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
         return EXIT_RUNTIME
     sys.stdout.write(render(report, args.output))
     for w in report.plan.withheld:
-        if w.code in (REASON_NAME_COLLISION, REASON_EMPTY_SCOPE):
+        if w.code in (
+            REASON_NAME_COLLISION,
+            REASON_EMPTY_SCOPE,
+            REASON_CONFIG_CHANGE,
+            REASON_UNCONFIRMED,
+        ):
             log.warning("%s %s withheld [%s]: %s", w.action, w.name, w.code, w.reason)
     for result in report.scopes:
         if not result.ok:

@@ -21,6 +21,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from discovery.core import teleport_config
@@ -109,14 +110,55 @@ DEFAULT_DSN_ENV = "DISCOVERY_REGISTRY_DSN"
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+_AUTH_SERVER_RE = re.compile(
+    r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:\d{1,5})?$|^\[[0-9a-fA-F:.]+\](:\d{1,5})?$"
+)
+
+
 class RegistryConfig(_Frozen):
-    backend: Literal["sqlite", "postgres"] = "sqlite"
+    backend: Literal["sqlite", "postgres", "teleport"] = "sqlite"
     path: str = "discovery.db"
     # postgres: a libpq DSN (`host=... dbname=... user=...` or `postgresql://...`). Better left
     # empty, with the DSN in the environment variable `dsn_env` names, so that no password sits
     # in the config file (libpq's own PGPASSWORD and ~/.pgpass work too).
     dsn: str = ""
     dsn_env: str = DEFAULT_DSN_ENV
+    # teleport: the Teleport cluster itself, written through `tctl` (discovery.registry.teleport).
+    # `tctl` is a command on PATH or a path (a relative one is taken against the config's
+    # folder); `auth_server` and `identity` are passed as `--auth-server` and `-i` when set.
+    tctl: str = "tctl"
+    auth_server: str = ""
+    identity: str = ""
+    timeout: Timeout = 30.0
+    # teleport: the apply journal (the delete guard's window, `registry history`) is kept in
+    # this local file; empty: no journal, the guard counts the current cycle only.
+    journal: str = ""
+
+    @field_validator("tctl")
+    @classmethod
+    def _tctl(cls, tctl: str) -> str:
+        if not tctl.strip():
+            raise ValueError("must name the tctl binary, e.g. tctl or /usr/local/bin/tctl")
+        return tctl.strip()
+
+    @field_validator("auth_server")
+    @classmethod
+    def _auth_server(cls, address: str) -> str:
+        if address and not _AUTH_SERVER_RE.match(address):
+            raise ValueError(
+                f"{address!r} is not host[:port], e.g. teleport.example.com:443 "
+                "(the proxy or auth address tctl connects to)"
+            )
+        return address
+
+    @model_validator(mode="after")
+    def _identity_needs_auth_server(self) -> RegistryConfig:
+        if self.backend == "teleport" and self.identity and not self.auth_server:
+            raise ValueError(
+                "registry.identity needs registry.auth_server: tctl with -i (an identity "
+                "file) must be told where to connect, e.g. auth_server: teleport.example.com:443"
+            )
+        return self
 
     @field_validator("dsn_env")
     @classmethod

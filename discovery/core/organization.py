@@ -131,6 +131,9 @@ class ListingFreezes:
     accounts: Mapping[str, str]  # account-wide: account → why (its regions could not be listed)
     roles: tuple[RoleFreeze, ...]
     gone: Mapping[str, float]  # account → when a complete listing first showed it gone
+    # Accounts gone for the whole grace period by complete listings: their resources may be
+    # deleted, although no scope covers them any more (not a `config-change`).
+    expired: frozenset[str] = frozenset()
 
 
 def listing_freezes(
@@ -172,6 +175,7 @@ def listing_freezes(
             else:  # the account is unknown: freeze what the base credentials registered
                 roles.append(RoleFreeze(role="", open=frozenset(), reasons={}, reason=reason))
     next_gone: dict[str, float] = {}
+    expired: set[str] = set()
     # Accounts scanned through a role name this cycle, by any matcher: an organization's ACTIVE
     # accounts, and the account of an explicit assume_role_arn with the same role name.
     scanned: dict[str, set[str]] = {}
@@ -202,6 +206,7 @@ def listing_freezes(
             what = f"is {status[account]}" if account in status else "is not in the listing"
             if listing.complete and since is not None and now - since >= grace:
                 open_accounts.add(account)  # gone for the whole grace period: may be emptied
+                expired.add(account)
                 continue
             if listing.complete:
                 reasons[account] = (
@@ -216,4 +221,6 @@ def listing_freezes(
         roles.append(
             RoleFreeze(role=name, open=frozenset(open_accounts), reasons=reasons, reason=fallback)
         )
-    return ListingFreezes(accounts=accounts, roles=tuple(roles), gone=next_gone)
+    return ListingFreezes(
+        accounts=accounts, roles=tuple(roles), gone=next_gone, expired=frozenset(expired)
+    )

@@ -22,7 +22,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discovery import __version__
 from discovery.aws.rds_proxy import ProxySource
 from discovery.core.config import Config
+from discovery.core.coverage import resolved_accounts
 from discovery.daemon.backend import Backend, BackendOpener, BackendSlot
+from discovery.daemon.config_change import log_config_change
 from discovery.daemon.election import Election, election_interval
 from discovery.daemon.reload import Reloader
 from discovery.daemon.runner import CycleOutcome, CycleRunner
@@ -101,6 +103,7 @@ class Daemon:
         # none of them sees another one half done.
         self._election_lock = asyncio.Lock()
         self._election_task: asyncio.Task[None] | None = None
+        self._preview: asyncio.Task[None] | None = None  # a reload's config-change log line
         self._wake_election = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._stopping = False
@@ -144,6 +147,8 @@ class Daemon:
             return
         self._stopping = True
         self._job.pause()
+        if self._preview is not None:
+            self._preview.cancel()
         await self._stop_election()
         registry = self._slot.current.registry
         task = self._job.run_task
@@ -305,6 +310,20 @@ class Daemon:
             old.poll_jitter_seconds,
         ):
             self._job.reschedule(new)
+        self._preview_config_change(old, new)
+
+    def _preview_config_change(self, old: Config, new: Config) -> None:
+        """Log, from the registry, what `new` withholds as config-change deletes or orphans."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # reloaded outside the daemon's loop (a test): nothing to log to
+            return
+        last = self._book.last
+        accounts = resolved_accounts(last.report.scopes if last and last.report else ())
+        self._preview = loop.create_task(
+            log_config_change(old, new, self._slot.upcoming.registry, accounts),
+            name="discovery-config-change",
+        )
 
     def live(self) -> tuple[bool, str]:
         if self._job.scheduler is None or self._stopping:

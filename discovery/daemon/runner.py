@@ -26,7 +26,7 @@ from discovery.core.summary import CycleReport, CycleSummary, summarize, summari
 from discovery.daemon.backend import GuardedRegistry
 from discovery.output.logs import cycle_context, scope_context
 from discovery.reconcile.cycle import AccountLister, GoneState, run_cycle
-from discovery.registry.base import RegistryConflict, RegistryError
+from discovery.registry.base import PartialApply, RegistryConflict, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,9 @@ class CycleRunner:
                     f"({exc})"
                 )
                 log.warning("cycle fenced: %s", error)
+        except PartialApply as exc:
+            error = f"registry apply incomplete: {exc}"
+            log.error("cycle stopped: %s", error)
         except RegistryError as exc:
             error = f"registry unreachable: {exc}"
             log.error("cycle stopped: %s", error)
@@ -262,7 +265,8 @@ class CycleRunner:
 def cycle_result(report: CycleReport | None) -> str:
     if report is None:
         return RESULT_ERROR
-    return RESULT_PARTIAL if report.failed_scopes else RESULT_OK
+    # A confirming read that failed is like a failed scope: part of AWS could not be read.
+    return RESULT_PARTIAL if report.failed_scopes or report.unconfirmed else RESULT_OK
 
 
 def log_outcome(outcome: CycleOutcome, duration: float) -> None:

@@ -194,6 +194,7 @@ class Emulator:
                 )
 
         request_id = str(uuid.uuid4())
+        answering = False
         issued = self.credentials.lookup(akid)
         account = issued.account if issued else self.fleet.caller_account
         try:
@@ -224,6 +225,7 @@ class Emulator:
             if not self.buckets.take((service, account, region)):
                 code = _THROTTLE_CODES.get(service, "Throttling")
                 raise ApiError(code, "Rate exceeded", 400)
+            answering = True  # from here on, an error is the fleet's own answer
             reply = self._dispatch(service, operation, params, identity, account, region)
             if malformed:
                 reply = Reply(reply.status, reply.headers, reply.body[: len(reply.body) // 2])
@@ -232,6 +234,10 @@ class Emulator:
                 self.stats.record(operation, account, region, "ok")
         except ApiError as err:
             outcome = "throttled" if err.code in THROTTLING_CODES else "error"
+            if answering and err.code.endswith("NotFoundFault"):
+                # A named read of something that does not exist: an answer, not a failure
+                # (listed only when it happens: the other outcomes are always listed).
+                outcome = "not-found"
             self.stats.record(operation or "(none)", account, region, outcome)
             reply = self.wire.error(service, operation, err)
         return self._send(reply.with_request_id(request_id))

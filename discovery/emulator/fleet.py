@@ -117,6 +117,9 @@ class ProxySpec(_Strict):
     resource_id: NonEmpty | None = None
     endpoint: NonEmpty | None = None
     tags: Tags = Field(default_factory=dict)
+    # False: tag:GetResources leaves this proxy out although it is tagged, as the real
+    # tagging index does while it lags behind RDS (ListTagsForResource still answers).
+    in_tagging_index: bool = True
     endpoints: list[ProxyEndpointSpec] = Field(default_factory=list)
     # Raw overrides merged into the DescribeDBProxies item (null removes a field).
     extra: dict[str, Any] = Field(default_factory=dict)

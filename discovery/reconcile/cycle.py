@@ -17,7 +17,7 @@ from typing import Protocol
 
 from discovery.aws.calls import FetchError
 from discovery.aws.inventory import Inventory
-from discovery.aws.rds_proxy import ProxySource
+from discovery.aws.rds_proxy import FetchedScope, ProxySource
 from discovery.core.config import Config
 from discovery.core.convert import convert_proxies
 from discovery.core.journal import window_deletes
@@ -27,6 +27,7 @@ from discovery.core.plan import Plan, make_plan
 from discovery.core.scopes import expand_scopes, needs_listings
 from discovery.core.summary import CycleReport
 from discovery.output.logs import scope_context
+from discovery.reconcile.confirming import confirm_plan
 from discovery.registry.base import Registry
 
 ScopeObserver = Callable[[ScopeResult], None]
@@ -47,13 +48,21 @@ class GoneState(Protocol):
     def save(self, gone: Mapping[str, float]) -> None: ...
 
 
-async def fetch_scope(source: ProxySource, scope: Scope) -> ScopeResult:
-    """Fetch one scope and convert what it holds with the matching the scope carries."""
+Kept = dict[Scope, FetchedScope]
+
+
+async def fetch_scope(source: ProxySource, scope: Scope, kept: Kept | None = None) -> ScopeResult:
+    """Fetch one scope and convert what it holds with the matching the scope carries.
+
+    `kept` receives what the scope fetched, for the confirmation reads of this cycle.
+    """
     try:
         fetched = await source.fetch(scope)
     except FetchError as exc:
         account = exc.account_id or scope.role_account_id
         return ScopeResult(scope=scope, ok=False, account_id=account, error=str(exc))
+    if kept is not None:
+        kept[scope] = fetched
     converted = convert_proxies(fetched.proxies, scope.matching)
     for warning in converted.warnings:
         log.warning("%s/%s: %s", fetched.account_id or "?", scope.region, warning)
@@ -70,11 +79,12 @@ async def fetch_all(
     source: ProxySource,
     scopes: Sequence[Scope],
     on_scope: ScopeObserver | None = None,
+    kept: Kept | None = None,
 ) -> tuple[ScopeResult, ...]:
     async def one(scope: Scope) -> ScopeResult:
         # Each scope runs in its own task (gather), so this tags only its own log lines.
         with scope_context(account=scope.role_account_id, region=scope.region):
-            result = await fetch_scope(source, scope)
+            result = await fetch_scope(source, scope, kept)
             if on_scope is not None:
                 on_scope(result)
         return result
@@ -89,6 +99,7 @@ async def run_cycle(
     registry: Registry,
     dry_run: bool = False,
     force: bool = False,
+    accept_config_change: bool = False,
     on_scope: ScopeObserver | None = None,
     scopes: Sequence[Scope] | None = None,
     cycle_id: str = "",
@@ -113,7 +124,8 @@ async def run_cycle(
     elif scopes is None:
         scopes = expand_scopes(config)
     # The registry is read after the fetch, so the plan diffs against the freshest state.
-    results = (*await fetch_all(source, scopes, on_scope), *listed.failures)
+    kept: Kept = {}
+    results = (*await fetch_all(source, scopes, on_scope, kept), *listed.failures)
     current = await registry.list_resources()
     freezes = None
     if needs_listings(config):
@@ -125,7 +137,24 @@ async def run_cycle(
             now=clock(),
         )
     at = now()
-    plan = await _plan(config, results, current, registry, force=force, at=at, listed=freezes)
+
+    async def plan_for(scope_results: Sequence[ScopeResult]) -> Plan:
+        return await _plan(
+            config,
+            scope_results,
+            current,
+            registry,
+            force=force,
+            accept_config_change=accept_config_change,
+            at=at,
+            listed=freezes,
+        )
+
+    # Deletes and updates that remove a label are confirmed by targeted reads first (core.confirm).
+    settled, results = await confirm_plan(
+        plan=await plan_for(results), results=results, kept=kept, source=source, replan=plan_for
+    )
+    plan = settled.plan
     if freezes is not None and gone_state is not None and not dry_run:
         gone_state.save(freezes.gone)
     applied = False
@@ -134,7 +163,9 @@ async def run_cycle(
             cycle_id=cycle_id or uuid.uuid4().hex[:12],
             discovery_group=config.discovery_group,
             at=at,
-            forced=force,
+            # An accepted config change is an operator's review too: a checkpoint for the
+            # window's guard, or the deletes it confirmed would hold back the next hour's.
+            forced=force or accept_config_change,
         )
         await registry.apply(replace(plan.changes, journal=stamp))
         applied = True
@@ -144,6 +175,7 @@ async def run_cycle(
         plan=plan,
         scopes=results,
         applied=applied,
+        unconfirmed=settled.failed,
     )
 
 
@@ -154,6 +186,7 @@ async def _plan(
     registry: Registry,
     *,
     force: bool,
+    accept_config_change: bool,
     at: datetime,
     listed: ListingFreezes | None = None,
 ) -> Plan:
@@ -175,6 +208,7 @@ async def _plan(
             window_deletes=recent,
             delete_window=safety.delete_window,
             listed=listed,
+            accept_config_change=accept_config_change,
         )
 
     plan = plan_with(0)
