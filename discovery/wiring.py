@@ -116,7 +116,8 @@ def open_registry(
     read_only: bool = False,
 ) -> Registry:
     """The configured registry; with `leadership` (the daemon's elector), fenced on it;
-    `read_only`: never created or migrated (`registry list`, `registry export`).
+    `read_only`: never created or migrated (`registry list`, `registry export`,
+    `print-iam --from-registry`).
 
     Errors name the config file: `ConfigError` for no or a malformed DSN (exit 2),
     `RegistrySpecError` when this build lacks the backend's extra (exit 2).

@@ -26,6 +26,7 @@ from discovery.cli.run import cmd_run
 from discovery.cli.scan import cmd_scan, cmd_validate
 from discovery.core.config import ConfigError
 from discovery.ops.iam import DEFAULT_POLICY_NAME, PRINCIPAL_PLACEHOLDER
+from discovery.ops.iam_dbservice import DB_SERVICE_PLACEHOLDER, DB_SERVICE_POLICY_NAME
 from discovery.output.logs import configure_logging
 from discovery.registry.base import PartialApply, RegistryConflict, RegistryError
 from discovery.registry.open import BeforeCommit, RegistrySpecError
@@ -92,9 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(q)
     q.add_argument("--output", "-o", choices=["text", "json", "yaml"], default="text")
     q.set_defaults(func=cmd_registry)
-    q = reg.add_parser("export", help="owned resources as multi-document YAML for tctl create -f")
+    q = reg.add_parser(
+        "export",
+        help="owned resources as documents for tctl create -f (YAML, or a stream of JSON objects)",
+    )
     with_config(q)
     q.add_argument("--all", action="store_true", help="every resource, not only owned ones")
+    q.add_argument(
+        "--format",
+        choices=["yaml", "json"],
+        default="yaml",
+        help="yaml: '---'-separated documents (default); json: one object after another, "
+        "never an array (tctl create reads a JSON stream, not a list)",
+    )
     q.set_defaults(func=cmd_registry)
     q = reg.add_parser("history", help="the most recent applies (the apply journal), newest first")
     with_config(q)
@@ -138,6 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=PRINCIPAL_PLACEHOLDER,
         help="ARN the service runs as, named in the trust policies (default: a placeholder)",
     )
+    p.add_argument(
+        "--db-service-principal",
+        default=DB_SERVICE_PLACEHOLDER,
+        metavar="ARN",
+        help="ARN the Teleport Database Service runs as, trusted by the roles registered as "
+        "spec.aws.assume_role_arn (default: a placeholder)",
+    )
+    p.add_argument(
+        "--from-registry",
+        action="store_true",
+        help="grant rds-db:connect on exactly the proxies registered for this discovery group "
+        "(read from the registry) instead of dbuser:*/* per region and account",
+    )
     p.add_argument("--output", "-o", choices=["text", "json"], default="text")
     p.set_defaults(func=cmd_print_iam)
 
@@ -149,7 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_config(q)
     q.add_argument("--attach-to-role", required=True, metavar="ARN", help="IAM role ARN")
-    q.add_argument("--policy-name", default=DEFAULT_POLICY_NAME, help="inline policy name")
+    q.add_argument(
+        "--policy-name",
+        default=None,
+        help=f"inline policy name (default {DEFAULT_POLICY_NAME}, or "
+        f"{DB_SERVICE_POLICY_NAME} with --database-service)",
+    )
+    q.add_argument(
+        "--database-service",
+        action="store_true",
+        help="the role is the Teleport Database Service's own: put its policy (sts:AssumeRole on "
+        "the registered connection roles, rds-db:connect where none is registered)",
+    )
     q.add_argument("--dry-run", action="store_true", help="print the policy, change nothing")
     q.set_defaults(func=cmd_iam_bootstrap)
 

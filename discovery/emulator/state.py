@@ -167,7 +167,15 @@ class FleetIndex:
                 "VpcSecurityGroupIds": [sg],
                 "VpcSubnetIds": list(subnets),
                 "DefaultAuthScheme": "NONE",
-                "Auth": [],
+                "Auth": [
+                    {
+                        "AuthScheme": "SECRETS",
+                        "SecretArn": (
+                            f"arn:aws:secretsmanager:{region}:{account}:secret:{spec.name}"
+                        ),
+                        "IAMAuth": spec.iam_auth,
+                    }
+                ],
                 "RoleArn": f"arn:aws:iam::{account}:role/rds-proxy-{spec.name}"[:2048],
                 "Endpoint": host,
                 "RequireTLS": spec.require_tls,
