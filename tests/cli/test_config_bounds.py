@@ -84,7 +84,7 @@ BAD = [
     pytest.param(
         "aws_client: {max_concurrency_per_account_region: 0}",
         "aws_client.max_concurrency_per_account_region",
-        "greater than or equal to 1",
+        "must be at least 1",
         id="per-account-region-0",
     ),
     pytest.param(

@@ -326,7 +326,7 @@ BASE = {"discovery_group": "p", "aws": [{"types": ["rdsproxy"], "regions": ["us-
 def test_aws_client_defaults_and_values() -> None:
     defaults = config_from_mapping(BASE).aws_client
     assert (defaults.read_timeout, defaults.connect_timeout) == (30.0, 5.0)
-    assert (defaults.max_attempts, defaults.max_concurrency) == (6, 64)
+    assert (defaults.max_attempts, defaults.max_concurrency) == (6, 256)
     set_ = config_from_mapping({**BASE, "aws_client": {"read_timeout": "1m30s", "max_attempts": 2}})
     assert (set_.aws_client.read_timeout, set_.aws_client.max_attempts) == (90.0, 2)
 
