@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from discovery import wiring
+from discovery.core.journal import JournalEntry
 from discovery.core.model import Changes, StoredResource
 from discovery.reconcile.cycle import run_cycle
 from discovery.registry.base import Registry
@@ -43,6 +44,9 @@ class CountingRegistry:
             return await self.inner.list_resources()
         finally:
             self.list_s += time.perf_counter() - started
+
+    async def history(self, **filters: Any) -> list[JournalEntry]:
+        return await self.inner.history(**filters)
 
     async def apply(self, changes: Changes) -> None:
         started = time.perf_counter()

@@ -33,6 +33,7 @@ from discovery.core.durations import (
 from discovery.core.model import Scope
 from discovery.core.summary import CycleReport
 from discovery.reconcile.cycle import ScopeObserver, run_cycle
+from discovery.registry.account_state import AccountStateFile, account_state_for
 from discovery.registry.base import Registry, RegistryError
 from discovery.registry.leader import AlwaysLeader, Leadership
 from discovery.registry.open import (
@@ -44,6 +45,7 @@ from discovery.registry.open import (
 from discovery.registry.sqlite_leader import RegistryLocked, SQLiteLeaderLock
 
 __all__ = [
+    "account_state",
     "adopt_group",
     "load_config",
     "open_backend",
@@ -171,6 +173,11 @@ def open_backend(
     return registry, leadership
 
 
+def account_state(config: Config, config_path: Path) -> AccountStateFile:
+    """The "first seen gone" state file of `config` (see `registry.account_state`)."""
+    return account_state_for(config, config_path)
+
+
 def _no_call_observer(operation: str, outcome: str, retries: int) -> None:
     return None
 
@@ -209,6 +216,7 @@ async def scan(
     *,
     dry_run: bool,
     force: bool,
+    accept_config_change: bool = False,
     scopes: Sequence[Scope] | None = None,
     on_scope: ScopeObserver | None = None,
     before_commit: BeforeCommit | None = None,
@@ -233,8 +241,11 @@ async def scan(
                     registry=registry,
                     dry_run=dry_run,
                     force=force,
+                    accept_config_change=accept_config_change,
                     scopes=scopes,
                     on_scope=on_scope,
+                    lister=source.inventory,
+                    gone_state=account_state(config, config_path),
                 )
         finally:
             await registry.close()

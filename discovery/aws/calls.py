@@ -34,6 +34,7 @@ class ErrorKind(StrEnum):
     NO_CREDENTIALS = "no-credentials"
     UNREACHABLE = "unreachable"
     MALFORMED = "malformed"
+    NOT_FOUND = "not-found"  # a targeted read of a named proxy/endpoint that does not exist
     ERROR = "error"
 
 
@@ -66,6 +67,7 @@ ERROR_KINDS: Mapping[str, ErrorKind] = {
         ),
         ErrorKind.CREDENTIALS_REJECTED,
     ),
+    **dict.fromkeys(("DBProxyNotFoundFault", "DBProxyEndpointNotFoundFault"), ErrorKind.NOT_FOUND),
 }
 DENIED_CODES = frozenset(c for c, k in ERROR_KINDS.items() if k is ErrorKind.DENIED)
 THROTTLE_CODES = frozenset(c for c, k in ERROR_KINDS.items() if k is ErrorKind.THROTTLED)
@@ -82,7 +84,8 @@ ASSUME_ROLE_DENIED_FIX = (
 )
 
 CallObserver = Callable[[str, str, int], None]
-"""(operation, outcome "ok"|"error"|"denied"|"throttled", retries) → None; counted by the shell."""
+"""(operation, outcome "ok"|"error"|"denied"|"throttled"|"not-found", retries) → None;
+counted by the shell."""
 
 
 def error_kind(code: str) -> ErrorKind:
@@ -121,6 +124,7 @@ def _ignore_call(operation: str, outcome: str, retries: int) -> None:
 _OUTCOMES: Mapping[ErrorKind, str] = {
     ErrorKind.DENIED: "denied",
     ErrorKind.THROTTLED: "throttled",
+    ErrorKind.NOT_FOUND: "not-found",  # a confirming read's answer for a gone resource
 }
 
 

@@ -16,6 +16,8 @@ from aiobotocore.session import AioSession
 from discovery.aws.assemble import account_from_arns, assemble_proxies
 from discovery.aws.calls import Caller, CallObserver, ErrorKind, FetchError
 from discovery.aws.clients import AWSClients, AWSSettings, ThrottleObserver, home_region
+from discovery.aws.confirm import confirm_check
+from discovery.aws.inventory import AccountInventory
 from discovery.aws.rds_calls import (
     Tags,
     describe_endpoints,
@@ -23,6 +25,7 @@ from discovery.aws.rds_calls import (
     tags_by_arn,
     tags_of,
 )
+from discovery.core.confirm import Answer, Check
 from discovery.core.model import Proxy, Scope
 
 
@@ -30,12 +33,19 @@ from discovery.core.model import Proxy, Scope
 class FetchedScope:
     account_id: str
     proxies: tuple[Proxy, ...]
+    # The tags came from rds:ListTagsForResource per proxy (the fallback): the targeted read
+    # that confirms a delete or label removal has already been made (core.confirm).
+    tags_confirmed: bool = False
 
 
 class ProxySource(Protocol):
     """The AWS seam: everything the cycle needs from AWS for one scope."""
 
     async def fetch(self, scope: Scope) -> FetchedScope: ...
+
+    async def confirm(self, scope: Scope, check: Check) -> Answer:
+        """One targeted read (core.confirm) with the scope's credentials; never raises."""
+        ...
 
 
 def _ignore_call(operation: str, outcome: str, retries: int) -> None:
@@ -69,6 +79,8 @@ class AWSSource:
             base_session=base_session,
         )
         self._caller_account: asyncio.Task[str] | None = None
+        # Organization accounts and enabled regions, over the same clients and call wrapper.
+        self.inventory = AccountInventory(clients=self._clients, caller=self._caller)
 
     async def __aenter__(self) -> AWSSource:
         return self
@@ -92,6 +104,7 @@ class AWSSource:
             raw_proxies, raw_endpoints, tags, account = await _gather_all(
                 proxies_call, endpoints_call, tags_call, account_call
             )
+            tags_confirmed = tags is None
             if tags is None:  # tag:GetResources denied: one ListTagsForResource per proxy
                 tags = await self._tags_per_proxy(rds, raw_proxies)
         except FetchError as exc:
@@ -102,7 +115,17 @@ class AWSSource:
         return FetchedScope(
             account_id=account or account_from_arns(raw_proxies),
             proxies=assemble_proxies(raw_proxies, raw_endpoints, tags),
+            tags_confirmed=tags_confirmed,
         )
+
+    async def confirm(self, scope: Scope, check: Check) -> Answer:
+        try:
+            rds = await self._clients.client(
+                scope.assume_role_arn, scope.external_id, "rds", scope.region
+            )
+        except FetchError as exc:  # the scope's role cannot be assumed now
+            return Answer(error=str(exc))
+        return await confirm_check(self._caller, rds, check)
 
     async def _scope_account(self, scope: Scope) -> str:
         return scope.role_account_id or await self._base_account()

@@ -1,8 +1,9 @@
 """What every command of the CLI shares: the exit codes (DESIGN §7) and the usage error.
 
 Exit codes: 0 done, 1 runtime error, 2 bad config or usage, 3 done but some scopes failed (left
-frozen), 4 done but changes withheld for review (the delete guard, a name collision, an empty
-scope). When both 3 and 4 apply, 3 wins: a failed scope is the more urgent thing to look at.
+frozen) or a confirming read failed (`unconfirmed`), 4 done but changes withheld for review
+(the delete guard, a name collision, an empty scope, a config change). When both 3 and 4 apply,
+3 wins: a failed scope is the more urgent thing to look at.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The command line: `discovery run | scan | validate | registry list|export|migrate|copy
+"""The command line: `discovery run | scan | validate | registry list|export|history|migrate|copy
 | print-iam | iam bootstrap | doctor | emulator | demo` — the parser and the dispatch.
 
 The commands are in `scan`, `run`, `registry` and `ops` next to this module; what they are
@@ -19,13 +19,14 @@ from discovery.cli.registry import (
     cmd_registry,
     cmd_registry_adopt,
     cmd_registry_copy,
+    cmd_registry_history,
     cmd_registry_migrate,
 )
 from discovery.cli.run import cmd_run
 from discovery.cli.scan import cmd_scan, cmd_validate
 from discovery.core.config import ConfigError
 from discovery.ops.iam import DEFAULT_POLICY_NAME, PRINCIPAL_PLACEHOLDER
-from discovery.registry.base import RegistryConflict, RegistryError
+from discovery.registry.base import PartialApply, RegistryConflict, RegistryError
 from discovery.registry.open import BeforeCommit, RegistrySpecError
 
 __all__ = ["EXIT_CONFIG", "build_parser", "main"]
@@ -54,7 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--output", "-o", choices=["text", "json", "yaml"], default="text")
-    p.add_argument("--force", action="store_true", help="override the delete guard once")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="apply once what is withheld for review (delete guard, empty scope, config change)",
+    )
+    p.add_argument(
+        "--accept-config-change",
+        action="store_true",
+        help="delete once the resources of account-regions the config no longer covers",
+    )
     p.set_defaults(func=cmd_scan)
 
     p = sub.add_parser(
@@ -90,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(q)
     q.add_argument("--all", action="store_true", help="every resource, not only owned ones")
     q.set_defaults(func=cmd_registry)
+    q = reg.add_parser("history", help="the most recent applies (the apply journal), newest first")
+    with_config(q)
+    q.add_argument("--limit", "-n", type=_positive_int, default=20, metavar="N", help="default 20")
+    q.add_argument("--output", "-o", choices=["text", "json"], default="text")
+    q.set_defaults(func=cmd_registry_history)
     q = reg.add_parser("migrate", help="create or upgrade the registry's schema now")
     with_config(q)
     q.set_defaults(func=cmd_registry_migrate)
@@ -160,8 +175,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="offline demo against the bundled emulator and sample fleet")
     p.add_argument("--workdir", default=None, help="keep the demo's files here (default: temp)")
+    p.add_argument(
+        "--teleport",
+        action="store_true",
+        help="write into a Teleport cluster played by the bundled stand-in tctl, not SQLite",
+    )
     p.set_defaults(func=cmd_demo)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None, *, before_commit: BeforeCommit | None = None) -> int:
@@ -209,6 +239,9 @@ def main(argv: Sequence[str] | None = None, *, before_commit: BeforeCommit | Non
             "run the scan again",
             file=sys.stderr,
         )
+        return EXIT_RUNTIME
+    except PartialApply as exc:
+        print(f"discovery: registry apply incomplete: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     except RegistryError as exc:
         print(f"discovery: registry error: {exc}", file=sys.stderr)

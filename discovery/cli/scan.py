@@ -15,8 +15,13 @@ from discovery.cli.common import (
     EXIT_RUNTIME,
     EXIT_SCOPES_FAILED,
 )
-from discovery.core.plan import REASON_EMPTY_SCOPE, REASON_NAME_COLLISION
-from discovery.core.scopes import expand_scopes
+from discovery.core.plan import (
+    REASON_CONFIG_CHANGE,
+    REASON_EMPTY_SCOPE,
+    REASON_NAME_COLLISION,
+    REASON_UNCONFIRMED,
+)
+from discovery.core.scopes import expand_scopes, needs_listings
 from discovery.core.summary import CycleReport
 from discovery.output.progress import Progress
 from discovery.output.report import render_json, render_text, render_yaml
@@ -29,9 +34,9 @@ log = logging.getLogger("discovery")
 
 
 def exit_code_for(report: CycleReport) -> int:
-    """3 if a scope failed; else 4 if a change waits for review (delete guard, name collision,
-    empty scope); else 0."""
-    if report.failed_scopes:
+    """3 if a scope failed or a confirming read failed; else 4 if a change waits for review
+    (delete guard, name collision, empty scope, config change); else 0."""
+    if report.failed_scopes or report.unconfirmed:
         return EXIT_SCOPES_FAILED
     if report.plan.needs_review:
         return EXIT_DELETES_WITHHELD
@@ -50,6 +55,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     config_path = Path(args.config)
     config = load_config(config_path)
     scopes = expand_scopes(config)
+    # Organization and ["*"] matchers expand at scan time, from AWS's listings: the total is
+    # not known in advance, so no counter is shown for them.
+    total = 0 if needs_listings(config) else len(scopes)
     try:
         report = asyncio.run(
             wiring.scan(
@@ -57,8 +65,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 config_path,
                 dry_run=args.dry_run,
                 force=args.force,
+                accept_config_change=args.accept_config_change,
                 scopes=scopes,
-                on_scope=Progress(len(scopes), sys.stderr),
+                on_scope=Progress(total, sys.stderr),
                 before_commit=args.before_commit,
             )
         )
@@ -67,7 +76,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
         return EXIT_RUNTIME
     sys.stdout.write(render(report, args.output))
     for w in report.plan.withheld:
-        if w.code in (REASON_NAME_COLLISION, REASON_EMPTY_SCOPE):
+        if w.code in (
+            REASON_NAME_COLLISION,
+            REASON_EMPTY_SCOPE,
+            REASON_CONFIG_CHANGE,
+            REASON_UNCONFIRMED,
+        ):
             log.warning("%s %s withheld [%s]: %s", w.action, w.name, w.code, w.reason)
     for result in report.scopes:
         if not result.ok:
@@ -87,9 +101,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"discovery: warning: {args.config}: {warning}", file=sys.stderr)
     scopes = expand_scopes(config)
     kind = " (teleport.yaml: discovery_service used)" if loaded.teleport else ""
+    listed = sum(1 for m in config.aws if m.needs_listing)
+    more = f" (+ {listed} matcher(s) whose accounts or regions AWS lists at scan time)"
     print(
         f"{args.config}: ok{kind} — discovery group {config.discovery_group!r}, "
-        f"{len(config.aws)} matcher(s), {len(scopes)} scope(s), "
+        f"{len(config.aws)} matcher(s), {len(scopes)} scope(s){more if listed else ''}, "
         f"registry {config.registry.backend}"
     )
     return EXIT_OK

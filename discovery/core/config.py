@@ -16,9 +16,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -28,6 +26,7 @@ from pydantic import (
 
 from discovery.core import teleport_config
 from discovery.core.durations import (
+    MAX_DELETE_WINDOW,
     MAX_POLL_INTERVAL,
     MAX_TIMEOUT,
     MIN_POLL_INTERVAL,
@@ -40,13 +39,27 @@ from discovery.core.durations import (
     strict_fraction,
     strict_int,
 )
-from discovery.core.selector import SelectorPatternError, compile_pattern
+from discovery.core.matchers import (
+    REGION_RE,
+    ROLE_ARN_RE,
+    SUPPORTED_TYPES,
+    Matcher,
+    OrganizationMatch,
+    OrganizationSettings,
+    _Frozen,
+)
 
 __all__ = [
     "MIN_POLL_INTERVAL",
+    "REGION_RE",
+    "ROLE_ARN_RE",
+    "SUPPORTED_TYPES",
     "Config",
     "ConfigError",
     "LoadedConfig",
+    "Matcher",
+    "OrganizationMatch",
+    "OrganizationSettings",
     "config_from_mapping",
     "loaded_from_mapping",
     "parse_config",
@@ -55,9 +68,6 @@ __all__ = [
     "parse_listen",
 ]
 
-SUPPORTED_TYPES = ("rdsproxy",)
-REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso|-isob|-isof|-isoe)?-[a-z]+-\d{1,2}$")
-ROLE_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 GROUP_RE = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9_.]{0,62}$")
 
 
@@ -74,6 +84,7 @@ class ConfigError(Exception):
 
 Timeout = Annotated[float, BeforeValidator(bounded_duration(low=MIN_TIMEOUT, high=MAX_TIMEOUT))]
 Fraction = Annotated[float, BeforeValidator(strict_fraction)]
+Window = Annotated[float, BeforeValidator(bounded_duration(low=0.0, high=MAX_DELETE_WINDOW))]
 WholeNumber = Annotated[int, BeforeValidator(strict_int)]
 DEFAULT_JITTER_FRACTION = 0.1
 
@@ -95,102 +106,59 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _tag_values(value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, Sequence) and value and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ValueError("a tag selector value must be a string or a non-empty list of strings")
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-
-class Matcher(_Frozen):
-    types: tuple[str, ...]
-    regions: tuple[str, ...]
-    tags: Mapping[str, tuple[str, ...]] = Field(default_factory=lambda: {"*": ("*",)})
-    assume_role_arn: str = ""
-    external_id: str = ""
-
-    @field_validator("types")
-    @classmethod
-    def _types(cls, types: tuple[str, ...]) -> tuple[str, ...]:
-        if not types:
-            raise ValueError('at least one type is required, e.g. types: ["rdsproxy"]')
-        for t in types:
-            if t not in SUPPORTED_TYPES:
-                raise ValueError(f"unsupported type {t!r}; only 'rdsproxy' is supported")
-        return tuple(dict.fromkeys(types))
-
-    @field_validator("regions")
-    @classmethod
-    def _regions(cls, regions: tuple[str, ...]) -> tuple[str, ...]:
-        if not regions:
-            raise ValueError('at least one region is required, e.g. regions: ["us-east-1"]')
-        for r in regions:
-            if r == "*":
-                raise ValueError("wildcard regions are not supported; list the regions to scan")
-            if not REGION_RE.match(r):
-                raise ValueError(f"{r!r} is not a valid AWS region name (e.g. us-east-1)")
-        return tuple(dict.fromkeys(regions))
-
-    @field_validator("tags", mode="before")
-    @classmethod
-    def _tags(cls, tags: object) -> dict[str, tuple[str, ...]]:
-        if tags is None:
-            return {"*": ("*",)}
-        if not isinstance(tags, Mapping):
-            raise ValueError(
-                'tags must be a mapping of label key to value(s), e.g. {"env": "prod"}'
-            )
-        out: dict[str, tuple[str, ...]] = {}
-        for key, value in tags.items():
-            values = _tag_values(value)
-            for v in values:
-                if v.startswith("^") and v.endswith("$"):
-                    try:
-                        compile_pattern(v)
-                    except SelectorPatternError as exc:
-                        raise ValueError(
-                            f"tags[{key}]: invalid regular expression {v!r}: {exc}"
-                        ) from None
-            out[str(key)] = values
-        return out
-
-    @field_validator("assume_role_arn")
-    @classmethod
-    def _role(cls, arn: str) -> str:
-        if arn and not ROLE_ARN_RE.match(arn):
-            raise ValueError(
-                f"{arn!r} is not an IAM role ARN; expected arn:aws:iam::123456789012:role/NAME"
-            )
-        return arn
-
-    @model_validator(mode="after")
-    def _external_id_needs_role(self) -> Matcher:
-        if self.external_id and not self.assume_role_arn:
-            raise ValueError("external_id requires assume_role_arn; set both or remove external_id")
-        return self
-
-    @property
-    def role_account_id(self) -> str:
-        return self.assume_role_arn.split(":")[4] if self.assume_role_arn else ""
-
-
 DEFAULT_DSN_ENV = "DISCOVERY_REGISTRY_DSN"
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+_AUTH_SERVER_RE = re.compile(
+    r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:\d{1,5})?$|^\[[0-9a-fA-F:.]+\](:\d{1,5})?$"
+)
+
+
 class RegistryConfig(_Frozen):
-    backend: Literal["sqlite", "postgres"] = "sqlite"
+    backend: Literal["sqlite", "postgres", "teleport"] = "sqlite"
     path: str = "discovery.db"
     # postgres: a libpq DSN (`host=... dbname=... user=...` or `postgresql://...`). Better left
     # empty, with the DSN in the environment variable `dsn_env` names, so that no password sits
     # in the config file (libpq's own PGPASSWORD and ~/.pgpass work too).
     dsn: str = ""
     dsn_env: str = DEFAULT_DSN_ENV
+    # teleport: the Teleport cluster itself, written through `tctl` (discovery.registry.teleport).
+    # `tctl` is a command on PATH or a path (a relative one is taken against the config's
+    # folder); `auth_server` and `identity` are passed as `--auth-server` and `-i` when set.
+    tctl: str = "tctl"
+    auth_server: str = ""
+    identity: str = ""
+    timeout: Timeout = 30.0
+    # teleport: the apply journal (the delete guard's window, `registry history`) is kept in
+    # this local file; empty: no journal, the guard counts the current cycle only.
+    journal: str = ""
+
+    @field_validator("tctl")
+    @classmethod
+    def _tctl(cls, tctl: str) -> str:
+        if not tctl.strip():
+            raise ValueError("must name the tctl binary, e.g. tctl or /usr/local/bin/tctl")
+        return tctl.strip()
+
+    @field_validator("auth_server")
+    @classmethod
+    def _auth_server(cls, address: str) -> str:
+        if address and not _AUTH_SERVER_RE.match(address):
+            raise ValueError(
+                f"{address!r} is not host[:port], e.g. teleport.example.com:443 "
+                "(the proxy or auth address tctl connects to)"
+            )
+        return address
+
+    @model_validator(mode="after")
+    def _identity_needs_auth_server(self) -> RegistryConfig:
+        if self.backend == "teleport" and self.identity and not self.auth_server:
+            raise ValueError(
+                "registry.identity needs registry.auth_server: tctl with -i (an identity "
+                "file) must be told where to connect, e.g. auth_server: teleport.example.com:443"
+            )
+        return self
 
     @field_validator("dsn_env")
     @classmethod
@@ -222,6 +190,8 @@ class RegistryConfig(_Frozen):
 class SafetyConfig(_Frozen):
     policy: Literal["sync", "upsert-only", "create-only"] = "sync"
     max_delete_fraction: Fraction = 0.3
+    # The guard adds the deletes of the applies journaled within this window (0s: this cycle).
+    delete_window: Window = 3600.0
 
 
 class AWSClientConfig(_Frozen):
@@ -265,6 +235,7 @@ class Config(_Frozen):
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     aws_client: AWSClientConfig = Field(default_factory=AWSClientConfig)
+    organization: OrganizationSettings = Field(default_factory=OrganizationSettings)
 
     @field_validator("discovery_group")
     @classmethod

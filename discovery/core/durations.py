@@ -25,6 +25,9 @@ MAX_POLL_INTERVAL = 24 * 3600.0
 # One AWS call attempt, or opening its connection: at least a second, at most an hour.
 MIN_TIMEOUT = 1.0
 MAX_TIMEOUT = 3600.0
+# The delete guard's sliding window (`safety.delete_window`): 0 counts this cycle only; a
+# week at most, which is also how long the apply journal keeps its rows.
+MAX_DELETE_WINDOW = 7 * 24 * 3600.0
 
 
 def format_duration(seconds: float) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 # --- What AWS told us ----------------------------------------------------------------------
@@ -141,12 +142,24 @@ class Update:
 
 
 @dataclass(frozen=True, kw_only=True)
+class JournalStamp:
+    """Which cycle an apply belongs to: with it, the apply also writes its journal row (the
+    names come from the changes themselves, see `discovery.core.journal`)."""
+
+    cycle_id: str
+    discovery_group: str
+    at: datetime  # when the cycle applied, UTC (timezone-aware)
+    forced: bool = False  # `scan --force`: the guards were overridden for this apply
+
+
+@dataclass(frozen=True, kw_only=True)
 class Changes:
-    """What one apply writes, all in one transaction."""
+    """What one apply writes, all in one transaction (with `journal`, its journal row too)."""
 
     create: tuple[Resource, ...] = ()
     update: tuple[Update, ...] = ()
     delete: tuple[StoredResource, ...] = ()
+    journal: JournalStamp | None = None
 
     def __bool__(self) -> bool:
         return bool(self.create or self.update or self.delete)

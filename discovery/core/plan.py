@@ -11,9 +11,12 @@ it, and an update never changes the identity a registry entry points at.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from discovery.core.coverage import config_change_reason, coverage_of
+from discovery.core.guard import GUARD_MIN_DELETES as GUARD_MIN_DELETES  # re-exported
+from discovery.core.guard import guard_reason, guard_trips
 from discovery.core.model import (
     Changes,
     Resource,
@@ -22,10 +25,10 @@ from discovery.core.model import (
     Update,
     is_owned,
 )
+from discovery.core.organization import ListingFreezes, RoleFreeze
 
 Policy = Literal["sync", "upsert-only", "create-only"]
 Action = Literal["create", "update", "delete"]
-GUARD_MIN_DELETES = 3
 # An account-region that comes back empty while the registry holds this many of its resources
 # has its deletes withheld: an empty answer that large is more likely a broken view than a fleet.
 EMPTY_SCOPE_MIN_REGISTERED = 4
@@ -38,8 +41,15 @@ REASON_POLICY = "policy"
 REASON_GUARD = "delete-guard"
 REASON_NAME_COLLISION = "name-collision"
 REASON_EMPTY_SCOPE = "empty-scope"
+REASON_CONFIG_CHANGE = "config-change"
+# A delete or label removal that a targeted read did not confirm (core.confirm). Not a
+# review code: like a failed scope it is AWS's view that is incomplete, and the next cycle asks
+# again; `scan` exits 3 when a confirmation failed (see `CycleReport.unconfirmed`).
+REASON_UNCONFIRMED = "unconfirmed"
 # Codes that make `scan` exit 4 (changes withheld for review; `--force` or a rename clears them).
-REVIEW_CODES = frozenset({REASON_GUARD, REASON_NAME_COLLISION, REASON_EMPTY_SCOPE})
+REVIEW_CODES = frozenset(
+    {REASON_GUARD, REASON_NAME_COLLISION, REASON_EMPTY_SCOPE, REASON_CONFIG_CHANGE}
+)
 
 # (account, region, rdsproxy.resource_id, rdsproxy.custom_endpoint_name)
 Identity = tuple[str, str, str, str]
@@ -99,11 +109,15 @@ class Plan:
 
 @dataclass(frozen=True, kw_only=True)
 class Frozen:
-    """Where failed scopes could have produced resources: (account, region) or whole regions."""
+    """Where failed scopes could have produced resources: (account, region) or whole regions;
+    and what the account listings freeze: whole accounts (their regions could not be listed)
+    and an organization matcher's role in every account not scanned (see `organization`)."""
 
     account_regions: frozenset[tuple[str, str]]
     regions: frozenset[str]
     reasons: dict[tuple[str, str], str]
+    accounts: Mapping[str, str] = field(default_factory=dict)
+    roles: tuple[RoleFreeze, ...] = ()
 
     def reason_for(self, resource: Resource) -> str | None:
         region, account = resource.aws.region, resource.aws.account_id
@@ -111,6 +125,12 @@ class Frozen:
             return self.reasons.get(("", region), "scope failed")
         if (account, region) in self.account_regions:
             return self.reasons.get((account, region), "scope failed")
+        if account in self.accounts:
+            return self.accounts[account]
+        for role in self.roles:
+            reason = role.reason_for(resource)
+            if reason is not None:
+                return reason
         return None
 
 
@@ -248,8 +268,22 @@ def make_plan(
     policy: Policy = "sync",
     max_delete_fraction: float = 0.3,
     force: bool = False,
+    window_deletes: int = 0,
+    delete_window: float = 0.0,
+    listed: ListingFreezes | None = None,
+    accept_config_change: bool = False,
 ) -> Plan:
+    """The plan. `window_deletes`: the deletes the journal holds for this group within the
+    last `delete_window` seconds (the rule: `core.guard`); the cycle reads them. `listed` adds
+    what the account/region listings freeze (`organization`). `force` applies once what the
+    guard and the empty-scope rule hold back, and the config-change deletes;
+    `accept_config_change` applies only those (see `core.coverage`)."""
     frozen = frozen_areas(scopes)
+    if listed is not None:
+        frozen = replace(frozen, accounts=listed.accounts, roles=listed.roles)
+    coverage = coverage_of(scopes)
+    if listed is not None:
+        coverage = replace(coverage, accounts=listed.expired)
     by_name = {stored.resource.name: stored for stored in current}
     owned = {name: s for name, s in by_name.items() if is_owned(s.resource, discovery_group)}
     desired, withheld, claimed = claim_names(scopes, owned=owned, held=by_name.keys())
@@ -299,6 +333,7 @@ def make_plan(
             update.append(Update(before=stored, after=resource))
 
     deletes: list[StoredResource] = []
+    retired: list[StoredResource] = []  # no scope covers their account-region any more
     for name in sorted(owned):
         if name in desired:
             continue
@@ -323,23 +358,32 @@ def make_plan(
                     name=name, action="delete", reason=claimed[name], code=REASON_NAME_COLLISION
                 )
             )
+        elif not coverage.covers(stored.resource):
+            retired.append(stored)
         else:
             deletes.append(stored)
 
     # The fraction is of what this cycle could have touched: a frozen scope's resources can
-    # neither be deleted nor dilute the guard for the scopes that did answer.
-    touchable = sum(1 for s in owned.values() if frozen.reason_for(s.resource) is None)
-    guard_tripped = (
-        not force
-        and len(deletes) > GUARD_MIN_DELETES
-        and len(deletes) > max_delete_fraction * touchable
+    # neither be deleted nor dilute the guard for the scopes that did answer; nor can those of
+    # an account-region the config no longer covers (config-change deletes have their own rule).
+    touchable = sum(
+        1
+        for s in owned.values()
+        if frozen.reason_for(s.resource) is None and coverage.covers(s.resource)
+    )
+    guard_tripped = not force and guard_trips(
+        deletes=len(deletes),
+        touchable=touchable,
+        window_deletes=window_deletes,
+        max_delete_fraction=max_delete_fraction,
     )
     if guard_tripped:
-        reason = (
-            f"delete guard: {len(deletes)} of the {touchable} owned resources this cycle could "
-            f"touch (frozen scopes excluded) would be deleted, more than "
-            f"safety.max_delete_fraction={max_delete_fraction:g}; "
-            "check the fleet, then run `discovery scan --force` to apply them once"
+        reason = guard_reason(
+            deletes=len(deletes),
+            touchable=touchable,
+            window_deletes=window_deletes,
+            delete_window=delete_window,
+            max_delete_fraction=max_delete_fraction,
         )
         withheld.extend(
             Withheld(name=s.resource.name, action="delete", reason=reason, code=REASON_GUARD)
@@ -348,6 +392,18 @@ def make_plan(
         deletes = []
     elif not force:
         deletes = _hold_empty_areas(deletes, empty_areas(scopes, owned.values()), withheld)
+    if force or accept_config_change:
+        deletes = sorted([*deletes, *retired], key=lambda s: s.resource.name)
+    else:
+        withheld.extend(
+            Withheld(
+                name=s.resource.name,
+                action="delete",
+                reason=config_change_reason(s.resource),
+                code=REASON_CONFIG_CHANGE,
+            )
+            for s in retired
+        )
 
     return Plan(
         create=tuple(create),

@@ -27,6 +27,8 @@ class CycleReport:
     plan: Plan
     scopes: tuple[ScopeResult, ...]
     applied: bool
+    # Changes withheld because their confirming read failed or disagreed (core.confirm).
+    unconfirmed: int = 0
 
     @property
     def failed_scopes(self) -> int:

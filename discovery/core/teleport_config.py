@@ -40,7 +40,16 @@ TELEPORT_TOP_LEVEL_KEYS = frozenset(
     }
 )
 # The AWSMatcher fields we translate, and the Teleport-only ones we can ignore safely.
-MATCHER_FIELDS = ("types", "regions", "tags", "assume_role_arn", "external_id")
+MATCHER_FIELDS = (
+    "types",
+    "regions",
+    "tags",
+    "assume_role_arn",
+    "external_id",
+    "organization",
+    "assume_role_name",
+    "assume_role",
+)
 MATCHER_IGNORED_FIELDS = frozenset({"install", "ssm", "kube_app_discovery", "setup_access_for_arn"})
 # `integration` changes where credentials come from: ignoring it silently would scan with the
 # wrong identity, so it is refused with a fix instead.
@@ -197,7 +206,66 @@ def _translate_matcher(
         if raw.get(name):
             warnings.append(f"{path}.{name} ignored (it only applies to EC2/EKS discovery)")
     matcher: dict[str, Any] = {"types": [RDSPROXY]}
-    for field in ("regions", "tags", "assume_role_arn", "external_id"):
+    for field in ("regions", "tags", "assume_role_arn", "external_id", "assume_role_name"):
         if field in raw and raw[field] is not None:
             matcher[field] = raw[field]
+    if raw.get("assume_role") is not None:
+        matcher.update(_translate_assume_role(raw["assume_role"], f"{path}.assume_role"))
+    if raw.get("organization") is not None:
+        matcher["organization"] = _translate_organization(
+            raw["organization"], f"{path}.organization"
+        )
     return matcher
+
+
+_ASSUME_ROLE_FIELDS = {
+    "role_arn": "assume_role_arn",
+    "role_name": "assume_role_name",
+    "external_id": "external_id",
+}
+
+
+def _translate_assume_role(raw: object, path: str) -> dict[str, Any]:
+    """Teleport's nested `assume_role: {role_arn, role_name, external_id}` (as in its
+    DiscoveryConfig resource) → our flat fields."""
+    if not isinstance(raw, Mapping):
+        raise TeleportConfigError(path, "expected a mapping with role_arn or role_name")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        ours = _ASSUME_ROLE_FIELDS.get(str(key))
+        if ours is None:
+            raise TeleportConfigError(
+                f"{path}.{key}",
+                "is not a known assume_role setting (role_arn, role_name, external_id)",
+            )
+        if value:
+            out[ours] = value
+    return out
+
+
+def _translate_organization(raw: object, path: str) -> dict[str, Any]:
+    """Teleport's AWSOrganizationMatcher spelling (`organization_id`, `organizational_units:
+    {include, exclude}`, `*` for the whole organization) → ours (`id`, `include_ous`,
+    `exclude_ous`)."""
+    if not isinstance(raw, Mapping):
+        raise TeleportConfigError(path, "expected a mapping with organization_id")
+    for key in raw:
+        if str(key) not in ("organization_id", "organizational_units"):
+            raise TeleportConfigError(
+                f"{path}.{key}", "is not a known organization setting (check its spelling)"
+            )
+    out: dict[str, Any] = {"id": raw.get("organization_id", "")}
+    units = raw.get("organizational_units") or {}
+    if not isinstance(units, Mapping):
+        raise TeleportConfigError(f"{path}.organizational_units", "expected include/exclude lists")
+    for key in units:
+        if str(key) not in ("include", "exclude"):
+            raise TeleportConfigError(
+                f"{path}.organizational_units.{key}", "expected include or exclude"
+            )
+    include = [str(u) for u in units.get("include") or []]
+    if "*" in include:
+        include = []  # the whole organization: its root
+    out["include_ous"] = include
+    out["exclude_ous"] = [str(u) for u in units.get("exclude") or []]
+    return out

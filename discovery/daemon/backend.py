@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from discovery.core.config import Config
+from discovery.core.journal import JournalEntry
 from discovery.core.model import Changes, StoredResource
 from discovery.daemon.fds import EMFILE_HINT, out_of_fds
-from discovery.registry.base import Registry, RegistryConflict, RegistryError
+from discovery.registry.base import PartialApply, Registry, RegistryConflict, RegistryError
 from discovery.registry.leader import AlwaysLeader, Leadership
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,26 @@ class GuardedRegistry:
         self._answered(None)
         return rows
 
+    async def history(
+        self,
+        *,
+        discovery_group: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        try:
+            rows = await self.inner.history(
+                discovery_group=discovery_group, since=since, limit=limit
+            )
+        except RegistryError as exc:
+            explained = self._explain(exc)
+            self._answered(explained)
+            if explained is exc:
+                raise
+            raise explained from exc
+        self._answered(None)
+        return rows
+
     async def apply(self, changes: Changes) -> None:
         self.applies += 1
         task = asyncio.ensure_future(self.inner.apply(changes))
@@ -95,7 +117,8 @@ class GuardedRegistry:
         return RegistryError(f"{EMFILE_HINT}; the registry cannot be opened")
 
     def _answered(self, exc: BaseException | None) -> None:
-        if exc is None or isinstance(exc, RegistryConflict):  # a conflict is an answer
+        # A conflict is an answer; so is a partial apply (the registry wrote part of it).
+        if exc is None or isinstance(exc, RegistryConflict | PartialApply):
             self.reachable, self.error = True, ""
             self._out_of_fds = False
         else:
@@ -159,6 +182,11 @@ class BackendSlot:
     @property
     def pending(self) -> bool:
         return self._next is not None
+
+    @property
+    def upcoming(self) -> Backend:
+        """The backend the next cycle uses: the offered one, else the current one."""
+        return self._next if self._next is not None else self.current
 
     def offer(self, backend: Backend) -> None:
         """Use `backend` from the next swap on; of two reloads between cycles, the last wins."""

@@ -22,7 +22,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from discovery import __version__
 from discovery.aws.rds_proxy import ProxySource
 from discovery.core.config import Config
+from discovery.core.coverage import resolved_accounts
 from discovery.daemon.backend import Backend, BackendOpener, BackendSlot
+from discovery.daemon.config_change import log_config_change
 from discovery.daemon.election import Election, election_interval
 from discovery.daemon.reload import Reloader
 from discovery.daemon.runner import CycleOutcome, CycleRunner
@@ -30,6 +32,8 @@ from discovery.daemon.scheduler import CycleJob
 from discovery.daemon.status import CycleBook, StatusCache, StatusView, iso, readiness
 from discovery.output.logs import Redactor, cycle_context
 from discovery.output.metrics import Metrics
+from discovery.reconcile.cycle import AccountLister
+from discovery.registry.account_state import account_state_for
 from discovery.registry.base import Registry
 from discovery.registry.leader import AlwaysLeader, Leadership
 
@@ -57,6 +61,7 @@ class Daemon:
         dry_run: bool = False,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        lister: AccountLister | None = None,
     ) -> None:
         # The caller's redactor is already seeded with this config's external ids (reloads add
         # theirs).
@@ -82,7 +87,13 @@ class Daemon:
             leadership=backend.leadership, config=lambda: self.config, events=self, clock=clock
         )
         self._dry_run = dry_run  # `run --dry-run`: every cycle plans and reports, none applies
-        self._runner = CycleRunner(source=source, clock=clock, dry_run=dry_run)
+        self._runner = CycleRunner(
+            source=source,
+            clock=clock,
+            dry_run=dry_run,
+            lister=lister,
+            gone_state=lambda cfg: account_state_for(cfg, config_path),
+        )
         self._job = CycleJob(run=self._run, on_skipped=self._skipped, monotonic=monotonic)
         self._book = CycleBook()
         self._status = StatusCache()
@@ -90,6 +101,7 @@ class Daemon:
         # none of them sees another one half done.
         self._election_lock = asyncio.Lock()
         self._election_task: asyncio.Task[None] | None = None
+        self._preview: asyncio.Task[None] | None = None  # a reload's config-change log line
         self._wake_election = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._stopping = False
@@ -133,6 +145,8 @@ class Daemon:
             return
         self._stopping = True
         self._job.pause()
+        if self._preview is not None:
+            self._preview.cancel()
         await self._stop_election()
         registry = self._slot.current.registry
         task = self._job.run_task
@@ -294,6 +308,20 @@ class Daemon:
             old.poll_jitter_seconds,
         ):
             self._job.reschedule(new)
+        self._preview_config_change(old, new)
+
+    def _preview_config_change(self, old: Config, new: Config) -> None:
+        """Log, from the registry, what `new` withholds as config-change deletes or orphans."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # reloaded outside the daemon's loop (a test): nothing to log to
+            return
+        last = self._book.last
+        accounts = resolved_accounts(last.report.scopes if last and last.report else ())
+        self._preview = loop.create_task(
+            log_config_change(old, new, self._slot.upcoming.registry, accounts),
+            name="discovery-config-change",
+        )
 
     def live(self) -> tuple[bool, str]:
         if self._job.scheduler is None or self._stopping:

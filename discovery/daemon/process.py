@@ -37,6 +37,7 @@ no entry point.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import Protocol
 
 from discovery import __version__
-from discovery.aws.rds_proxy import ProxySource
+from discovery.aws.rds_proxy import AWSSource, ProxySource
 from discovery.core.config import Config
 from discovery.core.scopes import expand_scopes
 from discovery.daemon.backend import BackendOpener, GuardedRegistry
@@ -55,6 +56,7 @@ from discovery.daemon.runner import CycleOutcome, CycleRunner
 from discovery.daemon.server import build_app, start_server
 from discovery.output.logs import Redactor
 from discovery.output.metrics import Metrics
+from discovery.registry.account_state import account_state_for
 from discovery.registry.leader import AlwaysLeader
 from discovery.registry.sqlite_leader import SQLiteLeaderLock
 
@@ -117,6 +119,7 @@ async def run_daemon(
             redactor=redactor,
             listen_fixed=listen_fixed,
             dry_run=dry_run,
+            lister=source.inventory if isinstance(source, AWSSource) else None,
         )
         try:
             cap = config.server.max_connections
@@ -136,6 +139,10 @@ async def run_daemon(
         for sig in stop_signals:
             loop.add_signal_handler(sig, daemon.request_stop, sig.name)
         loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+        # The startup heap (modules, config, clients) lives as long as the process: full
+        # collections skip it, so their pauses, which stall /healthz, stay short.
+        gc.collect()
+        gc.freeze()
         try:
             await daemon.start()
             log.info(
@@ -203,7 +210,12 @@ async def run_once(
         async with open_source(
             config, on_call=metrics.observe_call, on_throttle=metrics.observe_throttle
         ) as source:
-            runner = CycleRunner(source=source, dry_run=dry_run)
+            runner = CycleRunner(
+                source=source,
+                dry_run=dry_run,
+                lister=source.inventory if isinstance(source, AWSSource) else None,
+                gone_state=lambda cfg: account_state_for(cfg, config_path),
+            )
             return await runner.run(
                 config=config,
                 registry=guarded,

@@ -1,10 +1,12 @@
 """SIGHUP: re-read the config file, validate it in full, and take it or keep the running one.
 
 A bad config is rejected with one log line and the running one stays. A good one applies from
-the next cycle; a new `registry` or `discovery_group` opens a new backend (registry and
-elector), offered to the `BackendSlot` and swapped in between two cycles. `aws_client` is the
-exception: the AWS clients are built once, at start, so a change to it applies only when the
-daemon restarts, and the reload says so.
+the next cycle (what it leaves behind, config-change deletes and a renamed group's orphans, is
+logged from the registry by `discovery.daemon.config_change`); a new `registry` or
+`discovery_group` opens a new backend (registry and elector), offered to the `BackendSlot`
+and swapped in between two cycles. `aws_client` is the exception: the AWS clients are built
+once, at start, so a change to it applies only when the daemon restarts, and the reload says
+so.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from discovery.core.scopes import expand_scopes
 from discovery.core.summary import CycleReport, CycleSummary, summarize, summarize_unfinished
 from discovery.daemon.backend import GuardedRegistry
 from discovery.output.logs import cycle_context, scope_context
-from discovery.reconcile.cycle import run_cycle
-from discovery.registry.base import RegistryConflict, RegistryError
+from discovery.reconcile.cycle import AccountLister, GoneState, run_cycle
+from discovery.registry.base import PartialApply, RegistryConflict, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,15 @@ class CycleRunner:
         *,
         source: ProxySource,
         clock: Callable[[], float] = time.time,
+        lister: AccountLister | None = None,
+        gone_state: Callable[[Config], GoneState] | None = None,
         dry_run: bool = False,
     ) -> None:
         self._source = source
         self._dry_run = dry_run  # plan and report every cycle, never apply
         self._clock = clock
+        self._lister = lister  # organization accounts / enabled regions, cached across cycles
+        self._gone_state = gone_state
         self._accounts: dict[Scope, str] = {}
         self._success: dict[Scope, float] = {}
         self.current: RunningCycle | None = None  # the cycle under way
@@ -150,7 +154,11 @@ class CycleRunner:
                 registry=registry,
                 scopes=scopes,
                 on_scope=on_scope,
+                lister=self._lister,
+                gone_state=self._gone_state(config) if self._gone_state else None,
+                clock=self._clock,
                 dry_run=self._dry_run,
+                cycle_id=cycle.id,
             )
         except asyncio.CancelledError:
             cycle.abortable = False
@@ -189,6 +197,9 @@ class CycleRunner:
                     f"({exc})"
                 )
                 log.warning("cycle fenced: %s", error)
+        except PartialApply as exc:
+            error = f"registry apply incomplete: {exc}"
+            log.error("cycle stopped: %s", error)
         except RegistryError as exc:
             error = f"registry unreachable: {exc}"
             log.error("cycle stopped: %s", error)
@@ -254,7 +265,8 @@ class CycleRunner:
 def cycle_result(report: CycleReport | None) -> str:
     if report is None:
         return RESULT_ERROR
-    return RESULT_PARTIAL if report.failed_scopes else RESULT_OK
+    # A confirming read that failed is like a failed scope: part of AWS could not be read.
+    return RESULT_PARTIAL if report.failed_scopes or report.unconfirmed else RESULT_OK
 
 
 def log_outcome(outcome: CycleOutcome, duration: float) -> None:

@@ -4,13 +4,19 @@ It starts the AWS emulator with the sample fleet, scans it into a fresh SQLite r
 that a second scan writes nothing, then changes the fleet (a tag changed, a proxy deleted, one
 region denied) and scans again. The demo checks its own story and exits non-zero if the product
 did not behave as told.
+
+With `--teleport` the registry is a Teleport cluster instead, played by the stand-in tctl
+(`tctl_standin.py`, no Teleport binary needed): the same story through `tctl get/create/rm`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import os
+import shlex
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,12 +26,13 @@ from typing import Any, TextIO
 import yaml
 
 from discovery import wiring
-from discovery.core.model import is_owned
+from discovery.core.config import Config
+from discovery.core.model import StoredResource, is_owned
 from discovery.core.scopes import expand_scopes
 from discovery.core.summary import CycleReport
+from discovery.demo import tctl_standin
 from discovery.output.progress import Progress
 from discovery.output.report import render_text
-from discovery.registry.sqlite import SQLiteRegistry
 from discovery.wiring import load_config
 
 HERE = Path(__file__).resolve().parent
@@ -102,16 +109,35 @@ def _expect(condition: bool, what: str) -> None:
         raise DemoFailed(what)
 
 
-def run_demo(*, workdir: str | None, stdout: TextIO) -> int:
+def run_demo(*, workdir: str | None, stdout: TextIO, teleport: bool = False) -> int:
     try:
-        _story(workdir=workdir, stdout=stdout)
+        _story(workdir=workdir, stdout=stdout, teleport=teleport)
     except DemoFailed as exc:
         stdout.write(f"\nDEMO FAILED: expected that {exc}\n")
         return 1
     return 0
 
 
-def _story(*, workdir: str | None, stdout: TextIO) -> None:
+def _install_standin(base: Path) -> Path:
+    """`base/tctl`: the stand-in tctl with its cluster in `base/tctl-state.json` (emptied)."""
+    state = base / "tctl-state.json"
+    state.write_text(json.dumps({"resources": {}, "faults": {}, "calls": []}))
+    wrapper = base / "tctl"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"TCTL_STANDIN_STATE={shlex.quote(str(state))} exec {shlex.quote(sys.executable)} "
+        f'{shlex.quote(str(Path(tctl_standin.__file__)))} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return state
+
+
+def _tctl_writes(state: Path) -> list[list[str]]:
+    calls = json.loads(state.read_text())["calls"]
+    return [c for c in calls if c and c[0] in ("create", "rm")]
+
+
+def _story(*, workdir: str | None, stdout: TextIO, teleport: bool = False) -> None:
     from discovery.emulator import EmulatorThread, load_fleet
 
     def say(text: str = "") -> None:
@@ -123,6 +149,12 @@ def _story(*, workdir: str | None, stdout: TextIO) -> None:
     config_path = base / "discovery.yaml"
     config_path.write_text(CONFIG.read_text())
     (base / "discovery.db").unlink(missing_ok=True)
+    state = base / "tctl-state.json"
+    if teleport:
+        state = _install_standin(base)
+        doc = yaml.safe_load(CONFIG.read_text())
+        doc["registry"] = {"backend": "teleport", "tctl": "./tctl"}
+        config_path.write_text(yaml.safe_dump(doc, sort_keys=False))
     config = load_config(config_path)
     scopes = expand_scopes(config)
     fleet_doc = yaml.safe_load(FLEET.read_text())
@@ -150,7 +182,11 @@ def _story(*, workdir: str | None, stdout: TextIO) -> None:
         say("rdsproxy discovery demo")
         say(f"  AWS emulator:  {emulator.url} (bundled sample fleet, {fleet.proxy_count} proxies)")
         say(f"  config:        {config_path}")
-        say(f"  registry:      {base / 'discovery.db'} (SQLite, fresh)")
+        if teleport:
+            say(f"  registry:      a Teleport cluster: the stand-in tctl {base / 'tctl'}")
+            say(f"                 (its cluster in {state}, empty)")
+        else:
+            say(f"  registry:      {base / 'discovery.db'} (SQLite, fresh)")
         say("  matchers:      2 accounts reached through sts:AssumeRole with an external id,")
         say("                 3 regions each")
 
@@ -158,8 +194,14 @@ def _story(*, workdir: str | None, stdout: TextIO) -> None:
         _expect(bool(first.plan.create) and not first.failed_scopes, "dry run planned creates")
         applied = step("2. Scan: apply the plan to the empty registry")
         _expect(len(applied.plan.create) == len(first.plan.create), "scan created the plan")
+        writes_before = len(_tctl_writes(state)) if teleport else 0
         steady = step("3. Scan again: steady state writes nothing")
         _expect(not steady.plan.changes and not steady.applied, "steady state is empty")
+        if teleport:
+            _expect(
+                len(_tctl_writes(state)) == writes_before, "the steady-state scan ran no create/rm"
+            )
+            say("  (tctl: one `get db`, no `create` or `rm`)")
 
         changed_fleet, changed, deleted = change_fleet(fleet_doc)
         emulator.set_fleet(changed_fleet)
@@ -188,9 +230,7 @@ def _story(*, workdir: str | None, stdout: TextIO) -> None:
         _expect(removed == {deleted}, f"only {deleted} (and its endpoints) are deleted")
         _expect(after.failed_scopes == 1, "exactly one scope failed")
 
-        registry = SQLiteRegistry(base / "discovery.db")
-        stored = asyncio.run(registry.list_resources())
-        asyncio.run(registry.close())
+        stored = asyncio.run(_stored(config, config_path))
         frozen = [
             s.resource
             for s in stored
@@ -212,6 +252,11 @@ def _story(*, workdir: str | None, stdout: TextIO) -> None:
             "were left exactly as they were (frozen), not deleted"
         )
         say(f"  - registry now holds {owned} resources owned by discovery group 'demo'")
+        if teleport:
+            writes = _tctl_writes(state)
+            creates = sum(1 for c in writes if c[0] == "create")
+            removes = sum(1 for c in writes if c[0] == "rm")
+            say(f"  - tctl wrote with {creates} `tctl create` call(s) and {removes} `tctl rm`")
         say("")
         say(f"Try: discovery registry list --config {config_path}")
         say(f"     discovery registry export --config {config_path}")
@@ -220,3 +265,11 @@ def _story(*, workdir: str | None, stdout: TextIO) -> None:
             "     AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=x "
             f"AWS_SECRET_ACCESS_KEY=x discovery scan --dry-run --config {config_path}"
         )
+
+
+async def _stored(config: Config, config_path: Path) -> list[StoredResource]:
+    registry = wiring.open_registry(config, config_path)
+    try:
+        return await registry.list_resources()
+    finally:
+        await registry.close()

@@ -33,6 +33,7 @@ from .fleet import (
     parse_throttle,
 )
 from .operations import HANDLERS
+from .ops_account import PATHS as ACCOUNT_PATHS
 from .ops_sts import ROLE_ARN_RE
 from .state import (
     THROTTLING_CODES,
@@ -52,6 +53,9 @@ ThrottleArg = Throttle | Mapping[str, Any] | Sequence[float] | str | None
 
 _AUTH_RE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request")
 _TAGGING_TARGET = "ResourceGroupsTaggingAPI_20170126"
+_ORGANIZATIONS_TARGET = "AWSOrganizationsV20161128"
+# JSON-bodied services: credential-scope service → its X-Amz-Target prefix ("" for REST-JSON).
+_JSON_SERVICES = {"tagging": _TAGGING_TARGET, "organizations": _ORGANIZATIONS_TARGET, "account": ""}
 _VERSIONS = {"2011-06-15": "sts", "2014-10-31": "rds"}
 
 
@@ -159,9 +163,13 @@ class Emulator:
         target = headers.get("X-Amz-Target", "")
 
         params: dict[str, Any]
-        if scope_service == "tagging" or target.startswith(_TAGGING_TARGET + "."):
-            service = "tagging"
-            operation = target.split(".", 1)[1] if "." in target else ""
+        json_service = _json_service(scope_service, target)
+        if json_service:
+            service = json_service
+            if service == "account":
+                operation = ACCOUNT_PATHS.get(request.path, "")
+            else:
+                operation = target.split(".", 1)[1] if "." in target else ""
             try:
                 loaded = json.loads(body) if body.strip() else {}
             except ValueError:
@@ -186,6 +194,7 @@ class Emulator:
                 )
 
         request_id = str(uuid.uuid4())
+        answering = False
         issued = self.credentials.lookup(akid)
         account = issued.account if issued else self.fleet.caller_account
         try:
@@ -197,7 +206,7 @@ class Emulator:
                 if m:
                     account = m.group(1)
             if not self.wire.has_operation(service, operation) or operation not in HANDLERS:
-                code = "UnknownOperationException" if service == "tagging" else "InvalidAction"
+                code = "UnknownOperationException" if service in _JSON_SERVICES else "InvalidAction"
                 raise ApiError(code, f"The action {operation or '(none)'} is not valid")
             if self.latency_ms:
                 await asyncio.sleep(self.latency_ms / 1000.0)
@@ -214,8 +223,9 @@ class Emulator:
                 elif fault.code != "Timeout":
                     raise injected_error(fault, service, operation, identity, account, region)
             if not self.buckets.take((service, account, region)):
-                code = "ThrottledException" if service == "tagging" else "Throttling"
+                code = _THROTTLE_CODES.get(service, "Throttling")
                 raise ApiError(code, "Rate exceeded", 400)
+            answering = True  # from here on, an error is the fleet's own answer
             reply = self._dispatch(service, operation, params, identity, account, region)
             if malformed:
                 reply = Reply(reply.status, reply.headers, reply.body[: len(reply.body) // 2])
@@ -224,6 +234,10 @@ class Emulator:
                 self.stats.record(operation, account, region, "ok")
         except ApiError as err:
             outcome = "throttled" if err.code in THROTTLING_CODES else "error"
+            if answering and err.code.endswith("NotFoundFault"):
+                # A named read of something that does not exist: an answer, not a failure
+                # (listed only when it happens: the other outcomes are always listed).
+                outcome = "not-found"
             self.stats.record(operation or "(none)", account, region, outcome)
             reply = self.wire.error(service, operation, err)
         return self._send(reply.with_request_id(request_id))
@@ -271,6 +285,23 @@ class Emulator:
         if key is not None:
             self._cache.put(key, reply)
         return reply
+
+
+def _json_service(scope_service: str, target: str) -> str:
+    """The JSON-protocol service a request is for (by credential scope or target), or ""."""
+    if scope_service in _JSON_SERVICES:
+        return scope_service
+    for service, prefix in _JSON_SERVICES.items():
+        if prefix and target.startswith(prefix + "."):
+            return service
+    return ""
+
+
+_THROTTLE_CODES = {
+    "tagging": "ThrottledException",
+    "organizations": "TooManyRequestsException",
+    "account": "TooManyRequestsException",
+}
 
 
 # How the aiohttp application (:mod:`.app`) and its control routes find their emulator.

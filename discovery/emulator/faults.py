@@ -15,7 +15,13 @@ __all__ = ["DEFAULT_TIMEOUT_DELAY", "injected_error"]
 
 # How long a ``Timeout`` fault without ``delay_seconds`` holds the answer (see fleet.Fault).
 DEFAULT_TIMEOUT_DELAY = 30.0
-_IAM_PREFIX = {"sts": "sts", "rds": "rds", "tagging": "tag"}
+_IAM_PREFIX = {
+    "sts": "sts",
+    "rds": "rds",
+    "tagging": "tag",
+    "organizations": "organizations",
+    "account": "account",
+}
 
 
 def _default_status(code: str) -> int:

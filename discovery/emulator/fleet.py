@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -24,11 +24,15 @@ from pydantic import (
     model_validator,
 )
 
+from .fleet_org import OrganizationalUnitSpec, OrganizationSpec, OrgNodeId
+
 __all__ = [
     "Account",
     "Fault",
     "Fleet",
     "FleetError",
+    "OrganizationSpec",
+    "OrganizationalUnitSpec",
     "ProxyEndpointSpec",
     "ProxySpec",
     "RegionSpec",
@@ -110,6 +114,9 @@ class ProxySpec(_Strict):
     resource_id: NonEmpty | None = None
     endpoint: NonEmpty | None = None
     tags: Tags = Field(default_factory=dict)
+    # False: tag:GetResources leaves this proxy out although it is tagged, as the real
+    # tagging index does while it lags behind RDS (ListTagsForResource still answers).
+    in_tagging_index: bool = True
     endpoints: list[ProxyEndpointSpec] = Field(default_factory=list)
     # Raw overrides merged into the DescribeDBProxies item (null removes a field).
     extra: dict[str, Any] = Field(default_factory=dict)
@@ -151,6 +158,17 @@ class Account(_Strict):
     regions: Annotated[dict[RegionName, RegionSpec], BeforeValidator(_none_to_region)] = Field(
         default_factory=dict
     )
+    # Membership of the fleet's organization: the parent (root or OU id); None: not a member.
+    ou: OrgNodeId | None = None
+    status: Literal["ACTIVE", "SUSPENDED", "PENDING_CLOSURE"] = "ACTIVE"
+    # What account:ListRegions answers as enabled; None: the keys of `regions`.
+    enabled_regions: list[RegionName] | None = None
+    # Listed by account:ListRegions as DISABLED (opt-in regions not opted into).
+    disabled_regions: list[RegionName] = Field(default_factory=list)
+
+    @property
+    def listed_regions(self) -> list[str]:
+        return list(self.regions) if self.enabled_regions is None else list(self.enabled_regions)
 
     @model_validator(mode="after")
     def _unique_roles(self) -> Account:
@@ -167,6 +185,7 @@ class Fleet(_Strict):
     # asks for (may be shorter than AWS's 900 s minimum, to test refresh and expiry).
     credential_duration_seconds: int | None = Field(default=None, ge=1)
     accounts: list[Account] = Field(default_factory=list)
+    organization: OrganizationSpec | None = None
 
     @model_validator(mode="after")
     def _unique_accounts(self) -> Fleet:
@@ -174,6 +193,17 @@ class Fleet(_Strict):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"duplicate account id(s) {dupes}")
+        org = self.organization
+        nodes = {org.root_id, *(ou.id for ou in org.ous)} if org else set()
+        for ou in org.ous if org else ():
+            if ou.parent not in nodes:
+                raise ValueError(f"OU {ou.id}: parent {ou.parent!r} is not the root or an OU")
+        for account in self.accounts:
+            if account.ou is not None and account.ou not in nodes:
+                raise ValueError(
+                    f"account {account.id}: ou {account.ou!r} is not the organization's root "
+                    "or one of its OUs (is `organization` set?)"
+                )
         return self
 
     def account(self, account_id: str) -> Account | None:

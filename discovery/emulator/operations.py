@@ -6,9 +6,15 @@ unknown action (``InvalidAction`` / ``UnknownOperationException``).
 
 from __future__ import annotations
 
-from . import ops_rds, ops_sts, ops_tagging
+from . import ops_account, ops_org, ops_rds, ops_sts, ops_tagging
 from .ops_base import Handler
 
 __all__ = ["HANDLERS"]
 
-HANDLERS: dict[str, Handler] = {**ops_sts.HANDLERS, **ops_rds.HANDLERS, **ops_tagging.HANDLERS}
+HANDLERS: dict[str, Handler] = {
+    **ops_sts.HANDLERS,
+    **ops_rds.HANDLERS,
+    **ops_tagging.HANDLERS,
+    **ops_org.HANDLERS,
+    **ops_account.HANDLERS,
+}

@@ -1,6 +1,7 @@
 """Resource Groups Tagging API: GetResources for RDS proxies (type, tag and ARN filters).
 
-Like the real API, it lists only resources that carry at least one tag.
+Like the real API, it lists only resources that carry at least one tag; a proxy whose fleet
+entry sets `in_tagging_index: false` is left out too (the real index lags behind RDS).
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ def get_resources(
         raise _invalid("ResourceTypeFilters must be a list")
     records: list[ProxyRecord] = []
     if not types or any(t in ("rds", "rds:db-proxy") for t in types):
-        records = [r for r in world.index.region(account, region).proxies if r.tag_list]
+        records = [
+            r
+            for r in world.index.region(account, region).proxies
+            if r.tag_list and r.in_tagging_index
+        ]
     arns = params.get("ResourceARNList")
     if arns:
         wanted = set(arns)

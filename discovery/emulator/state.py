@@ -99,6 +99,7 @@ class ProxyRecord:
     item: dict[str, Any]  # the DescribeDBProxies item
     tag_list: list[dict[str, str]]  # [{"Key", "Value"}] in the fleet's order
     tags: dict[str, str]
+    in_tagging_index: bool = True  # False: tag:GetResources leaves it out (a lagging index)
 
 
 @dataclass
@@ -179,7 +180,16 @@ class FleetIndex:
             }
             _merge_extra(item, spec.extra)
             tag_list = [{"Key": k, "Value": v} for k, v in spec.tags.items()]
-            record = ProxyRecord(account, region, spec.name, arn, item, tag_list, dict(spec.tags))
+            record = ProxyRecord(
+                account,
+                region,
+                spec.name,
+                arn,
+                item,
+                tag_list,
+                dict(spec.tags),
+                in_tagging_index=spec.in_tagging_index,
+            )
             idx.proxies.append(record)
             idx.proxy_keys.append((spec.name,))
             idx.by_name[spec.name] = record

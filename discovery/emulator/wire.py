@@ -25,13 +25,21 @@ MOTO_MISSING_MESSAGE = (
 )
 
 # Our service key (the SigV4 credential-scope service) -> botocore/moto service model name.
-SERVICE_MODELS = {"sts": "sts", "rds": "rds", "tagging": "resourcegroupstaggingapi"}
+SERVICE_MODELS = {
+    "sts": "sts",
+    "rds": "rds",
+    "tagging": "resourcegroupstaggingapi",
+    "organizations": "organizations",
+    "account": "account",
+}
 
 # An operation of each service whose serializer is used for errors on unknown operations.
 _FALLBACK_OPERATION = {
     "sts": "GetCallerIdentity",
     "rds": "DescribeDBProxies",
     "tagging": "GetResources",
+    "organizations": "ListRoots",
+    "account": "ListRegions",
 }
 
 REQUEST_ID_PLACEHOLDER = "00000000-emul-ator0-requ-estid0000000"

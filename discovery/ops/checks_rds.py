@@ -140,13 +140,33 @@ async def _tags(
             detail = f"tag:GetResources: {error_text(exc)}"
             return failure("tags", subject, detail, "rds-error"), scope
         return await _tags_fallback(aws, scope, rds, subject, exc)
-    check = Check(
-        check="tags",
-        status=Status.OK,
-        subject=subject,
-        detail=f"tag:GetResources answers ({len(tags)} tagged proxies)",
-    )
+    detail = f"tag:GetResources answers ({len(tags)} tagged proxies)"
+    denied = await _confirm_denied(aws, scope, rds)
+    if denied is not None:
+        check = Check(
+            check="tags",
+            status=Status.WARN,
+            subject=subject,
+            detail=f"{detail}, but rds:ListTagsForResource is denied ({denied.code})",
+            code="confirm-denied",
+            fix=FIXES["confirm-denied"],
+        )
+        return check, replace(scope, tags=tags)
+    check = Check(check="tags", status=Status.OK, subject=subject, detail=detail)
     return check, replace(scope, tags=tags)
+
+
+async def _confirm_denied(aws: AWSClients, scope: ScopeFindings, rds: Any) -> FetchError | None:
+    """The denial of rds:ListTagsForResource (asked on one proxy), which a cycle needs to
+    confirm deletes and label removals even where tag:GetResources works; None otherwise."""
+    arn = next((str(p["DBProxyArn"]) for p in scope.proxies if p.get("DBProxyArn")), "")
+    if not arn:
+        return None
+    try:
+        await tags_of(aws.caller, rds, arn)
+    except FetchError as exc:
+        return exc if exc.kind is ErrorKind.DENIED else None
+    return None
 
 
 async def _tags_fallback(

@@ -45,6 +45,11 @@ FIXES: Mapping[str, str] = {
         "the role; `discovery print-iam --principal <this identity>` prints both policies"
     ),
     "assume-role-error": "check the role ARN in assume_role_arn and the STS error above",
+    "organization-listing-failed": (
+        "list the organization from its management or delegated-admin account (organizations:"
+        "DescribeOrganization, ListRoots, ListOrganizationalUnitsForParent, ListAccountsForParent"
+        "; see `discovery print-iam`), or set organization_role_arn; check organization.id"
+    ),
     "rds-denied": (
         "grant rds:DescribeDBProxies and rds:DescribeDBProxyEndpoints in this region to the "
         "identity named (see `discovery print-iam`); check SCPs and permission boundaries too"
@@ -66,6 +71,11 @@ FIXES: Mapping[str, str] = {
         "grant tag:GetResources (preferred) or rds:ListTagsForResource in this region; without "
         "tags every scope of this role fails and is left frozen"
     ),
+    "confirm-denied": (
+        "grant rds:ListTagsForResource in this region (see `discovery print-iam`): it confirms a "
+        "delete or a label removal before it is made; without it those changes are withheld "
+        "(unconfirmed) and scan exits 3"
+    ),
     "tls-disabled": (
         "Teleport only connects to RDS Proxies over TLS, so this proxy is skipped: turn on "
         "RequireTLS (aws rds modify-db-proxy --db-proxy-name NAME --require-tls)"
@@ -80,6 +90,22 @@ FIXES: Mapping[str, str] = {
         "over peering with DNS resolution enabled); run doctor where the database agent runs"
     ),
     "tcp-error": "the connection failed: see the error above",
+    "tctl-missing": (
+        "install Teleport's tctl (the cluster's version) or set registry.tctl to its path"
+    ),
+    "tctl-identity": (
+        "renew the bot identity: check that tbot runs and writes the file registry.identity "
+        "names, and that registry.auth_server is the cluster it was issued by"
+    ),
+    "tctl-denied": (
+        "give the identity's Teleport role a rule for resources [db] with verbs [list, read, "
+        "create, update, delete] (README: Write into a Teleport cluster)"
+    ),
+    "tctl-unreachable": (
+        "check registry.auth_server (the proxy address, e.g. teleport.example.com:443) and "
+        "network access to it from this host; registry.timeout bounds each call"
+    ),
+    "tctl-error": "tctl answered with an error: see the error above",
 }
 
 
@@ -87,7 +113,7 @@ FIXES: Mapping[str, str] = {
 class Check:
     """One line of the diagnosis."""
 
-    check: str  # credentials | assume-role | rds | tags | require-tls | tcp
+    check: str  # credentials | assume-role | organization | rds | tags | require-tls | tcp
     status: Status
     subject: str
     detail: str

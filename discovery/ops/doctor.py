@@ -5,7 +5,8 @@
 3. each scope's region answers rds:DescribeDBProxies and rds:DescribeDBProxyEndpoints;
 4. tags are readable (tag:GetResources, or the rds:ListTagsForResource fallback);
 5. proxies that are skipped because RequireTLS is off;
-6. each endpoint that would be registered is reachable over TCP (like `nc -zv`).
+6. each endpoint that would be registered is reachable over TCP (like `nc -zv`);
+and first, with a Teleport registry: tctl, its identity, and `tctl get db` (`checks_teleport`).
 
 This module runs the checks (`checks_identity`, `checks_rds`, `checks_endpoints`) and hands
 each `Check` on as soon as it is known; the CLI prints one line per check and exits non-zero
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from aiobotocore.session import AioSession
 
@@ -25,7 +27,9 @@ from discovery.aws.clients import AWSSettings
 from discovery.core.config import Config
 from discovery.ops.checks_endpoints import check_tcp, check_tls
 from discovery.ops.checks_identity import check_credentials, check_roles
+from discovery.ops.checks_organization import check_organizations
 from discovery.ops.checks_rds import check_scopes
+from discovery.ops.checks_teleport import check_teleport
 from discovery.ops.diagnosis import Check, Status
 from discovery.ops.probe import Probe, tcp_probe
 
@@ -41,7 +45,9 @@ class DoctorSettings:
     connect_timeout: float | None = None
     read_timeout: float | None = None
     role_session_name: str = "rdsproxy-discovery-doctor"
-    config_hint: str = "discovery.yaml"  # for the `discovery print-iam --config ...` hints
+    # The config's path: for the `discovery print-iam --config ...` hints, and the folder a
+    # Teleport registry's relative tctl/identity paths are taken against.
+    config_hint: str = "discovery.yaml"
 
     def aws_settings(self, config: Config) -> AWSSettings:
         settings = AWSSettings.from_config(config.aws_client)
@@ -74,6 +80,7 @@ async def run_doctor(
             if on_check is not None:
                 on_check(check)
 
+    emit(await check_teleport(config, Path(settings.config_hint)))
     async with wiring.open_clients(settings.aws_settings(config), session=session) as aws:
         credentials, base = await check_credentials(aws)
         emit([credentials])
@@ -90,6 +97,7 @@ async def run_doctor(
             aws, config, base, config_hint=settings.config_hint
         )
         emit(role_checks)
+        emit(await check_organizations(aws, config))
         scope_checks, scopes = await check_scopes(
             aws, config, identities, config_hint=settings.config_hint
         )

@@ -26,6 +26,16 @@ READ_ACTIONS = (
     "rds:ListTagsForResource",
     "tag:GetResources",
 )
+# Listing an organization's accounts (management or delegated-admin account).
+ORGANIZATION_ACTIONS = (
+    "organizations:DescribeOrganization",
+    "organizations:ListAccountsForParent",
+    "organizations:ListChildren",
+    "organizations:ListOrganizationalUnitsForParent",
+    "organizations:ListRoots",
+)
+# regions: ["*"]: the account's enabled regions (a global API: no region condition).
+LIST_REGIONS_ACTION = "account:ListRegions"
 
 
 class IAMError(Exception):
@@ -34,13 +44,39 @@ class IAMError(Exception):
 
 def read_statement(regions: tuple[str, ...]) -> dict[str, Any]:
     """The read actions, limited to the regions scanned (these actions take no narrower ARN:
-    tag:GetResources only accepts "*")."""
-    return {
+    tag:GetResources only accepts "*"); `["*"]` (every enabled region): no region condition."""
+    statement: dict[str, Any] = {
         "Sid": "RDSProxyDiscoveryRead",
         "Effect": "Allow",
         "Action": list(READ_ACTIONS),
         "Resource": "*",
-        "Condition": {"StringEquals": {"aws:RequestedRegion": sorted(set(regions))}},
+    }
+    if "*" not in regions:
+        statement["Condition"] = {"StringEquals": {"aws:RequestedRegion": sorted(set(regions))}}
+    return statement
+
+
+def read_statements(regions: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The read statement, plus account:ListRegions when the regions are `["*"]`."""
+    out = [read_statement(regions)]
+    if "*" in regions:
+        out.append(
+            {
+                "Sid": "RDSProxyDiscoveryListRegions",
+                "Effect": "Allow",
+                "Action": LIST_REGIONS_ACTION,
+                "Resource": "*",
+            }
+        )
+    return out
+
+
+def organization_statement() -> dict[str, Any]:
+    return {
+        "Sid": "RDSProxyDiscoveryListOrganization",
+        "Effect": "Allow",
+        "Action": list(ORGANIZATION_ACTIONS),
+        "Resource": "*",
     }
 
 
@@ -87,9 +123,15 @@ class IAMPlan:
     notes: tuple[str, ...] = field(default=())
 
     def role(self, role_arn: str) -> RolePolicies | None:
+        """The policies of `role_arn`; an organization's member role (`arn:aws:iam::*:role/N`)
+        stands for role N in every account."""
         for role in self.roles:
             if role.role_arn == role_arn:
                 return role
+        parts = role_arn.split(":")
+        if len(parts) == 6:
+            parts[4] = "*"
+            return next((r for r in self.roles if r.role_arn == ":".join(parts)), None)
         return None
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,20 +160,31 @@ def iam_plan(config: Config, *, principal: str = PRINCIPAL_PLACEHOLDER) -> IAMPl
     """The least-privilege policies for `config`; `principal` is the service's own identity."""
     own_regions: list[str] = []
     by_role: dict[str, tuple[list[str], list[str], bool]] = {}  # regions, ext ids, any w/o id
+    org_readers: set[str] = set()  # roles that list an organization ("" = the identity)
     for matcher in config.aws:
-        if not matcher.assume_role_arn:
+        if matcher.organization is not None:
+            org_readers.add(matcher.organization_role_arn)
+            if matcher.organization_role_arn:
+                by_role.setdefault(matcher.organization_role_arn, ([], [], True))
+        # An organization matcher's member role, in every account: arn:aws:iam::*:role/NAME.
+        role_arn = matcher.assume_role_arn or (
+            f"arn:aws:iam::*:role/{matcher.assume_role_name}" if matcher.assume_role_name else ""
+        )
+        if not role_arn:
             own_regions.extend(matcher.regions)
             continue
-        regions, ids, without = by_role.setdefault(matcher.assume_role_arn, ([], [], False))
+        regions, ids, without = by_role.setdefault(role_arn, ([], [], False))
         regions.extend(matcher.regions)
         if matcher.external_id:
             ids.append(matcher.external_id)
         else:
-            by_role[matcher.assume_role_arn] = (regions, ids, True)
+            by_role[role_arn] = (regions, ids, True)
 
     statements: list[dict[str, Any]] = []
     if own_regions:
-        statements.append(read_statement(tuple(own_regions)))
+        statements.extend(read_statements(tuple(own_regions)))
+    if "" in org_readers:
+        statements.append(organization_statement())
     if by_role:
         statements.append(assume_statement(tuple(by_role)))
 
@@ -140,19 +193,22 @@ def iam_plan(config: Config, *, principal: str = PRINCIPAL_PLACEHOLDER) -> IAMPl
     for role_arn in sorted(by_role):
         regions, ids, without = by_role[role_arn]
         external_ids = tuple(sorted(set(ids)))
-        if external_ids and without:
+        if external_ids and without and role_arn not in org_readers:
             notes.append(
                 f"{role_arn} is used both with and without external_id; its trust policy "
                 "requires an external id, so the matchers without one will be denied: give "
                 "every matcher of this role the same external_id"
             )
         unique_regions = tuple(sorted(set(regions)))
+        grants = read_statements(unique_regions) if unique_regions else []
+        if role_arn in org_readers:
+            grants.append(organization_statement())
         roles.append(
             RolePolicies(
                 role_arn=role_arn,
                 external_ids=external_ids,
                 regions=unique_regions,
-                permissions_policy=policy(read_statement(unique_regions)),
+                permissions_policy=policy(*grants),
                 trust_policy=trust_policy(principal, external_ids),
             )
         )

@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from discovery import __version__
 from discovery.core.plan import (
+    REASON_CONFIG_CHANGE,
     REASON_CONFLICT,
     REASON_DUPLICATE,
     REASON_EMPTY_SCOPE,
@@ -32,6 +33,7 @@ from discovery.core.plan import (
     REASON_NAME_COLLISION,
     REASON_POLICY,
     REASON_SCOPE_FAILED,
+    REASON_UNCONFIRMED,
 )
 from discovery.core.summary import CycleSummary, ScopeSummary
 
@@ -47,6 +49,8 @@ WITHHELD_REASONS = (
     REASON_GUARD,
     REASON_NAME_COLLISION,
     REASON_EMPTY_SCOPE,
+    REASON_CONFIG_CHANGE,
+    REASON_UNCONFIRMED,
 )
 AWS_OPERATIONS = (
     "AssumeRole",
@@ -56,7 +60,7 @@ AWS_OPERATIONS = (
     "GetResources",
     "ListTagsForResource",
 )
-AWS_OUTCOMES = ("ok", "error", "denied", "throttled")
+AWS_OUTCOMES = ("ok", "error", "denied", "throttled", "not-found")
 RELOAD_RESULTS = ("ok", "rejected")
 UNKNOWN_ACCOUNT = "unknown"
 # From a handful of proxies against a local emulator (~0.1 s) to thousands across dozens of
@@ -78,7 +82,8 @@ class Metrics:
             "discovery_cycles",
             "Cycles run, by result: ok (every scope answered), partial (some scopes failed and "
             "were left frozen, the rest applied), error (stopped before the apply finished: "
-            "registry unreachable, a concurrent writer, a bug; nothing written), fenced (this "
+            "registry unreachable, a concurrent writer, a bug; nothing written, or with the "
+            "teleport backend, which has no transactions, part of it: see the log), fenced (this "
             "replica lost leadership during the cycle; stopped, nothing written).",
             ["result"],
             registry=r,
@@ -137,7 +142,7 @@ class Metrics:
         self.changes_withheld = Gauge(
             "discovery_changes_withheld",
             "Changes the last cycle held back, by reason code (scope-failed, conflict, "
-            "duplicate, policy, delete-guard, name-collision, empty-scope).",
+            "duplicate, policy, delete-guard, name-collision, empty-scope, unconfirmed).",
             ["reason"],
             registry=r,
         )
@@ -154,8 +159,8 @@ class Metrics:
         )
         self.aws_calls = Counter(
             "discovery_aws_calls",
-            "AWS API calls, by operation and outcome (ok, error, denied, throttled), counted "
-            "once per call after botocore's retries.",
+            "AWS API calls, by operation and outcome (ok, error, denied, throttled, not-found), "
+            "counted once per call after botocore's retries.",
             ["operation", "outcome"],
             registry=r,
         )

@@ -58,7 +58,8 @@ def report_document(report: CycleReport) -> dict[str, Any]:
             "unchanged": summary.unchanged,
         },
         "withheld": [
-            {"name": w.name, "action": w.action, "reason": w.reason} for w in plan.withheld
+            {"name": w.name, "action": w.action, "reason": w.reason, "code": w.code}
+            for w in plan.withheld
         ],
         "scopes": [scope_document(s) for s in summary.scopes],
     }

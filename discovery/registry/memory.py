@@ -13,7 +13,9 @@ counter, and can be told to fail the next apply.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
+from discovery.core.journal import JournalEntry, journal_entry, prune_before
 from discovery.core.model import Resource, StoredResource
 from discovery.registry.base import Changes, RegistryConflict, RegistryError
 
@@ -29,6 +31,7 @@ class MemoryRegistry:
         self._fail_next: RegistryError | None = None
         self._closed = False
         self.applied: list[Changes] = []
+        self._journal: list[JournalEntry] = []  # in write order
         """Every apply that wrote something, in order (a test's view of "what was written")."""
         for resource in initial:
             if resource.name in self._rows:
@@ -83,9 +86,30 @@ class MemoryRegistry:
             if current is None or current.revision != stored.revision:
                 raise _moved(stored, "delete")
             del rows[name]
+        entry = journal_entry(changes)
+        if entry is not None:
+            cutoff = prune_before(entry.at)
+            self._journal = [e for e in self._journal if e.at >= cutoff] + [entry]
         self._rows = rows
         self._revision = revision
         self.applied.append(changes)
+
+    async def history(
+        self,
+        *,
+        discovery_group: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        self._check_open()
+        rows = [
+            e
+            for e in reversed(self._journal)
+            if (discovery_group is None or e.discovery_group == discovery_group)
+            and (since is None or e.at >= since)
+        ]
+        rows.sort(key=lambda e: e.at, reverse=True)  # stable: same time, newest write first
+        return rows if limit is None else rows[:limit]
 
     async def close(self) -> None:
         self._closed = True

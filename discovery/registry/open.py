@@ -1,8 +1,9 @@
 """Registry specs → registries: the one place that knows how a backend is chosen and built.
 
 Two kinds of spec name a registry: a config's `registry` section (what `scan`, `run` and the
-`registry` commands use) and a `sqlite:PATH` / `postgres:DSN` string (`registry copy`, which
-moves data between two registries no config describes). Both end here, so a relative SQLite
+`registry` commands use) and a `sqlite:PATH` / `postgres:DSN` / `teleport:[AUTH_SERVER]` string
+(`registry copy`, which moves data between two registries no config describes). Both end here,
+so a relative SQLite
 path, the DSN's environment variable, the `postgres` extra and their error messages are handled
 once. psycopg is imported only when a PostgreSQL registry is asked for, so an SQLite-only
 install never needs it.
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from discovery.registry.leader import Leadership
     from discovery.registry.postgres import PostgresRegistry
     from discovery.registry.postgres_conn import Fence
+    from discovery.registry.teleport import TeleportRegistry
 
 __all__ = [
     "BeforeCommit",
@@ -32,6 +34,9 @@ __all__ = [
     "open_spec",
     "postgres_registry",
 ]
+
+TCTL_ENV = "DISCOVERY_TCTL"
+TELEPORT_IDENTITY_ENV = "DISCOVERY_TELEPORT_IDENTITY"
 
 BeforeCommit = Callable[[], None]
 """A test seam run inside each apply's transaction just before it commits (see the backends)."""
@@ -63,6 +68,8 @@ def open_configured(
     only while that elector still holds the leader lock (PostgreSQL: its session's advisory
     lock; SQLite: the `flock` on the registry's lock file).
     """
+    if config.registry.backend == "teleport":
+        return teleport_registry(config, config_path)
     if config.registry.backend == "sqlite":
         from discovery.registry.sqlite_leader import SQLiteLeaderLock
 
@@ -88,6 +95,30 @@ def open_configured(
         raise ConfigError(
             f"{config_path}: registry.dsn (or ${config.registry.dsn_env}): {exc}"
         ) from None
+
+
+def teleport_registry(config: Config, config_path: Path) -> TeleportRegistry:
+    """The config's Teleport cluster, through tctl; relative paths against the config's folder.
+
+    Not fenced: tctl has no conditional write, so one replica writes a cluster (see README).
+    """
+    from discovery.registry.teleport import TeleportRegistry
+    from discovery.registry.teleport_tctl import TctlSettings
+
+    section = config.registry
+    journal = Path(section.journal) if section.journal else None
+    if journal is not None and not journal.is_absolute():
+        journal = config_path.parent / journal
+    return TeleportRegistry(
+        TctlSettings.resolved(
+            tctl=section.tctl,
+            auth_server=section.auth_server,
+            identity=section.identity,
+            timeout=section.timeout,
+            base=config_path.parent,
+        ),
+        journal=journal,
+    )
 
 
 def configured_sqlite_path(config: Config, config_path: Path) -> Path:
@@ -132,7 +163,38 @@ def open_spec(
         except RegistryError as exc:
             raise RegistrySpecError(f"{flag}: {exc}") from None
         return registry, registry.where
-    raise RegistrySpecError(f"{flag}: {spec!r}: write sqlite:PATH or postgres:DSN")
+    if kind == "teleport":
+        return _teleport_spec(rest.strip(), flag=flag, environ=environ)
+    raise RegistrySpecError(
+        f"{flag}: {spec!r}: write sqlite:PATH or postgres:DSN (or teleport:[AUTH_SERVER])"
+    )
+
+
+def _teleport_spec(
+    auth_server: str, *, flag: str, environ: Mapping[str, str] | None
+) -> tuple[Registry, str]:
+    """`teleport:[AUTH_SERVER]`: tctl from $DISCOVERY_TCTL (default `tctl` on PATH), the
+    identity file from $DISCOVERY_TELEPORT_IDENTITY; both are passed as the config's
+    `registry.tctl` / `registry.identity` would be."""
+    from discovery.registry.teleport import TeleportRegistry
+    from discovery.registry.teleport_tctl import TctlSettings
+
+    env = os.environ if environ is None else environ
+    identity = env.get(TELEPORT_IDENTITY_ENV, "").strip()
+    if identity and not auth_server:
+        raise RegistrySpecError(
+            f"{flag}: teleport: with ${TELEPORT_IDENTITY_ENV} needs the auth server, "
+            "e.g. teleport:teleport.example.com:443"
+        )
+    settings = TctlSettings.resolved(
+        tctl=env.get(TCTL_ENV, "").strip() or "tctl",
+        auth_server=auth_server,
+        identity=identity,
+        timeout=30.0,
+        base=Path.cwd(),
+    )
+    registry = TeleportRegistry(settings)
+    return registry, registry.where
 
 
 def postgres_registry(

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -42,7 +43,9 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from discovery.core.journal import JournalEntry, journal_entry
 from discovery.core.model import Resource, StoredResource
+from discovery.registry import postgres_journal
 from discovery.registry.base import Changes, RegistryConflict, RegistryError
 from discovery.registry.postgres_conn import (
     Fence,
@@ -138,6 +141,22 @@ class PostgresRegistry:
         try:
             async with pool.connection() as conn, conn.transaction():
                 await self._apply(conn, changes)
+        except psycopg.Error as exc:
+            raise translate_error(exc, self._where, lock_timeout_s=self._lock_timeout_s) from exc
+
+    async def history(
+        self,
+        *,
+        discovery_group: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        pool = await self._ready()
+        try:
+            async with pool.connection() as conn:
+                return await postgres_journal.read_entries(
+                    conn, self._where, discovery_group=discovery_group, since=since, limit=limit
+                )
         except psycopg.Error as exc:
             raise translate_error(exc, self._where, lock_timeout_s=self._lock_timeout_s) from exc
 
@@ -296,6 +315,9 @@ class PostgresRegistry:
         await conn.execute(
             "UPDATE discovery_meta SET value = %s WHERE key = 'revision'", (revision,)
         )
+        entry = journal_entry(changes)
+        if entry is not None:  # same transaction: a rolled-back apply leaves no row
+            await postgres_journal.write_entry(conn, entry)
         if self._before_commit is not None:  # a seam for tests: blocking, so in a thread
             await asyncio.to_thread(self._before_commit)
 

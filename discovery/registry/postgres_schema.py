@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import TupleRow
 
+from discovery.registry import postgres_journal
 from discovery.registry.base import RegistryError
 from discovery.registry.postgres_conn import set_lock_timeout, table_exists
 
@@ -48,11 +49,12 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    postgres_journal.MIGRATION,  # 1 -> 2: the apply journal
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _VERSION_TABLE = "discovery_schema_version"
-_TABLES = ("discovery_meta", "discovery_resources")
+_TABLES = ("discovery_meta", "discovery_resources", "discovery_journal")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -41,11 +41,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from discovery.core.journal import JournalEntry, journal_entry
 from discovery.core.model import Resource, StoredResource
+from discovery.registry import sqlite_journal
 from discovery.registry.base import Changes, RegistryConflict, RegistryError
+from discovery.registry.sqlite_errors import SQLITE_BUSY, SQLITE_LOCKED, translate
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "LockLost", "SQLiteRegistry"]
 
@@ -76,22 +80,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    sqlite_journal.MIGRATION,  # 1 -> 2: the apply journal
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-
-# Primary SQLite result codes (the low byte of an extended code).
-_SQLITE_PERM = 3
-_SQLITE_BUSY = 5
-_SQLITE_LOCKED = 6
-_SQLITE_READONLY = 8
-_SQLITE_IOERR = 10
-_SQLITE_CORRUPT = 11
-_SQLITE_FULL = 13
-_SQLITE_CANTOPEN = 14
-_SQLITE_AUTH = 23
-_SQLITE_NOTADB = 26
 
 
 class LockLost(RegistryConflict):
@@ -156,6 +149,19 @@ class SQLiteRegistry:
             raise RegistryError(f"registry {self._path} was opened read-only; nothing was written")
         await self._run(lambda conn: self._apply(conn, changes))
 
+    async def history(
+        self,
+        *,
+        discovery_group: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[JournalEntry]:
+        return await self._run(
+            lambda conn: sqlite_journal.read_entries(
+                conn, self._path, discovery_group=discovery_group, since=since, limit=limit
+            )
+        )
+
     async def close(self) -> None:
         # Connections live only for one call, so there is nothing to release; refusing later
         # calls catches use-after-close bugs in the caller.
@@ -195,7 +201,7 @@ class SQLiteRegistry:
                         f"file was tampered with: move it aside) (sqlite: {exc})"
                     ) from exc
         except sqlite3.Error as exc:
-            raise _translate(exc, self._path, self._busy_timeout_s) from exc
+            raise translate(exc, self._path, self._busy_timeout_s) from exc
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -232,7 +238,7 @@ class SQLiteRegistry:
                     break
                 except sqlite3.OperationalError as exc:
                     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-                    if code not in (_SQLITE_BUSY, _SQLITE_LOCKED) or time.monotonic() > deadline:
+                    if code not in (SQLITE_BUSY, SQLITE_LOCKED) or time.monotonic() > deadline:
                         raise
                     time.sleep(delay)
                     delay = min(delay * 2, 0.25)
@@ -351,6 +357,9 @@ class SQLiteRegistry:
                 if deleted.rowcount != 1:
                     raise _moved(stored, "delete", self._path)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'revision'", (revision,))
+            entry = journal_entry(changes)
+            if entry is not None:  # same transaction: a rolled-back apply leaves no row
+                sqlite_journal.write_entry(conn, entry)
             if self._before_commit is not None:  # a seam for tests, see __init__
                 self._before_commit()
             if self._fence is not None and not self._fence():
@@ -387,44 +396,3 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
                 conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-
-
-def _translate(exc: sqlite3.Error, path: Path, busy_timeout_s: float) -> RegistryError:
-    """Re-raise SQLite's error as ours, naming the file and what the operator can do."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
-    text = str(exc)
-    lowered = text.lower()
-    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or "locked" in lowered:
-        hint = (
-            f"registry {path} is locked: another connection held its write lock for longer "
-            f"than the busy timeout ({busy_timeout_s:g}s); check for another discovery process "
-            "or a tool (sqlite3 shell, backup) holding the file, or raise the busy timeout"
-        )
-    elif primary in (_SQLITE_READONLY, _SQLITE_PERM, _SQLITE_AUTH) or "readonly" in lowered:
-        hint = (
-            f"registry {path} is read-only: make the file and its directory (SQLite creates "
-            "-wal and -shm files next to it) writable by the user running discovery"
-        )
-    elif primary == _SQLITE_FULL or "disk is full" in lowered:
-        hint = f"registry {path}: the disk is full; free space on its file system"
-    elif primary == _SQLITE_NOTADB or "not a database" in lowered:
-        hint = (
-            f"{path} is not an SQLite database; point registry.path at a new file or at the "
-            "discovery registry"
-        )
-    elif primary == _SQLITE_CORRUPT or "malformed" in lowered:
-        hint = (
-            f"registry {path} is corrupt; restore it from a backup (or move it aside: the next "
-            "cycle re-creates the resources this discovery group owns)"
-        )
-    elif primary == _SQLITE_CANTOPEN or "unable to open" in lowered:
-        hint = (
-            f"cannot open registry {path}: check that its directory exists and is writable "
-            "by the user running discovery, and that the path is not a directory"
-        )
-    elif primary == _SQLITE_IOERR:
-        hint = f"registry {path}: I/O error; check the disk and file system"
-    else:
-        hint = f"registry {path}: SQLite error"
-    return RegistryError(f"{hint} (sqlite: {text})")

@@ -85,6 +85,8 @@ async def test_a_page_without_its_result_key_is_not_read_as_the_end() -> None:
         ("Throttling", ErrorKind.THROTTLED, "throttled", "lower concurrency"),
         ("ExpiredToken", ErrorKind.CREDENTIALS_REJECTED, "error", "refresh them"),
         ("InternalFailure", ErrorKind.ERROR, "error", ""),
+        # A confirming read's answer that the proxy is gone: counted apart from errors.
+        ("DBProxyNotFoundFault", ErrorKind.NOT_FOUND, "not-found", ""),
     ],
 )
 async def test_an_aws_error_keeps_its_action_code_kind_and_cause(

@@ -14,6 +14,7 @@ from typing import Any
 
 from discovery.aws.rds_proxy import FetchedScope
 from discovery.core.config import Config, config_from_mapping
+from discovery.core.confirm import Answer, Check
 from discovery.core.model import Changes, Proxy, Scope
 from discovery.output.metrics import Metrics
 from discovery.registry.base import Registry, RegistryConflict, RegistryError
@@ -75,6 +76,16 @@ class FakeSource:
         finally:
             self.active -= 1
         return FetchedScope(account_id=ACCOUNT, proxies=self.proxies)
+
+    async def confirm(self, scope: Scope, check: Check) -> Answer:
+        """The targeted reads, answered from `proxies` as they are now."""
+        proxy = next((p for p in self.proxies if p.name == check.proxy_name), None)
+        if check.kind == "tags":
+            return Answer(tags=dict(proxy.tags)) if proxy is not None else Answer(error="gone")
+        if check.kind == "endpoint":
+            names = {e.name for e in proxy.endpoints} if proxy is not None else set()
+            return Answer(exists=check.endpoint_name in names)
+        return Answer(exists=proxy is not None)
 
 
 class SlowApplyRegistry(MemoryRegistry):

@@ -10,6 +10,7 @@ import pytest
 
 from discovery.aws.calls import FetchError
 from discovery.aws.rds_proxy import FetchedScope
+from discovery.core.confirm import Answer, Check
 from discovery.core.model import Scope
 from discovery.daemon.backend import GuardedRegistry
 from discovery.daemon.runner import CycleOutcome, CycleRunner
@@ -170,3 +171,39 @@ async def test_a_cycle_that_has_handed_its_apply_over_cannot_be_aborted() -> Non
     assert runner.current is not None and not runner.current.abort("too late")
     outcome = await asyncio.wait_for(cycle, timeout=10)
     assert outcome.result == "ok" and registry.finished == 1
+
+
+async def test_a_failed_confirmation_is_partial_and_keeps_the_resource() -> None:
+    class Unconfirmed(FakeSource):
+        async def confirm(self, scope: Scope, check: Check) -> Answer:
+            return Answer(error="rds:DescribeDBProxies failed: Throttling: Rate exceeded")
+
+    registry = MemoryRegistry()
+    source = Unconfirmed(proxies=(a_proxy("p1"), a_proxy("p2")))
+    assert (await run(source, registry)).result == "ok"
+    source.proxies = (a_proxy("p1"),)  # p2 left out of the listing; the read cannot confirm it
+
+    outcome = await run(source, registry)
+
+    assert outcome.result == "partial" and outcome.error == ""
+    assert outcome.summary.withheld_by_reason == {"unconfirmed": 1}
+    assert len(await registry.list_resources()) == 2
+
+
+async def test_the_daemons_cycles_are_journaled_and_guarded_over_the_window() -> None:
+    """The daemon's cycle is `run_cycle`: it journals under the cycle's own id, and its guard
+    counts the window (issue 12, hole 3): 40 -> 29 applies, 29 -> 21 is withheld."""
+    registry = GuardedRegistry(MemoryRegistry())
+    outcomes = [
+        await run(FakeSource(proxies=tuple(a_proxy(f"p{i:02d}") for i in range(n))), registry)
+        for n in (40, 29, 21)
+    ]
+
+    assert [o.result for o in outcomes] == ["ok", "ok", "ok"]
+    last = outcomes[-1].report
+    assert last is not None and last.plan.guard_tripped and last.plan.delete == ()
+    assert "11 already applied within safety.delete_window=1h" in last.plan.withheld[0].reason
+    entries = await registry.history()
+    assert [e.cycle_id for e in entries] == [outcomes[1].cycle_id, outcomes[0].cycle_id]
+    assert [(len(e.created), len(e.deleted)) for e in entries] == [(0, 11), (40, 0)]
+    assert {e.discovery_group for e in entries} == {"unit"}

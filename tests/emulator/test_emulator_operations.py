@@ -43,8 +43,14 @@ def test_the_table_has_exactly_the_emulated_operations() -> None:
         "AssumeRole",
         "DescribeDBProxies",
         "DescribeDBProxyEndpoints",
+        "DescribeOrganization",
         "GetCallerIdentity",
         "GetResources",
+        "ListAccountsForParent",
+        "ListChildren",
+        "ListOrganizationalUnitsForParent",
+        "ListRegions",
+        "ListRoots",
         "ListTagsForResource",
     ]
 

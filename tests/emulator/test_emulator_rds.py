@@ -243,3 +243,19 @@ def test_answers_follow_fleet_changes_and_warm_cache(
     emulator.set_fleet(fleet)
     assert listing()[0]["Status"] == "deleting"
     assert [p["DBProxyName"] for p in listing()] == [p["DBProxyName"] for p in cold]
+
+
+def test_a_not_found_answer_is_counted_apart_from_errors(
+    emulator: EmulatorThread, client: Callable[..., Any]
+) -> None:
+    """A named read of a missing proxy is an answer (`not-found`); an injected fault with the
+    same code stays an `error`, so tests can tell a confirming read from a failure."""
+    rds = client("rds")
+    emulator.reset_stats()
+    with pytest.raises(ClientError):
+        rds.describe_db_proxies(DBProxyName="nope")
+    emulator.set_faults([{"operation": "DescribeDBProxies", "code": "DBProxyNotFoundFault"}])
+    with pytest.raises(ClientError):
+        rds.describe_db_proxies()
+    by_op = emulator.stats()["by_operation"]["DescribeDBProxies"]
+    assert by_op == {"ok": 0, "error": 1, "throttled": 0, "not-found": 1}

@@ -87,3 +87,35 @@ def test_invalid_pagination_token(client: Callable[..., Any]) -> None:
     with pytest.raises(ClientError) as ei:
         client("resourcegroupstaggingapi").get_resources(PaginationToken="%%%")
     assert ei.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_a_proxy_out_of_the_tagging_index_is_left_out_of_get_resources_only(
+    emulator: EmulatorThread, client: Callable[..., Any]
+) -> None:
+    """`in_tagging_index: false` makes GetResources omit a tagged proxy (a lagging index),
+    while RDS still lists it and ListTagsForResource still gives its tags."""
+    fleet = {
+        "caller_account": "111111111111",
+        "accounts": [
+            {
+                "id": "111111111111",
+                "regions": {
+                    "us-east-1": {
+                        "proxies": [
+                            {"name": "seen", "tags": {"env": "prod"}},
+                            {"name": "lagging", "tags": {"env": "prod"}, "in_tagging_index": False},
+                        ]
+                    }
+                },
+            }
+        ],
+    }
+    emulator.set_fleet(fleet)
+    tagging = client("resourcegroupstaggingapi")
+    mappings = tagging.get_resources(ResourceTypeFilters=["rds:db-proxy"])["ResourceTagMappingList"]
+    rds = client("rds")
+    arns = {p["DBProxyName"]: p["DBProxyArn"] for p in rds.describe_db_proxies()["DBProxies"]}
+    assert set(arns) == {"seen", "lagging"}
+    assert [m["ResourceARN"] for m in mappings] == [arns["seen"]]
+    tags = rds.list_tags_for_resource(ResourceName=arns["lagging"])["TagList"]
+    assert tags == [{"Key": "env", "Value": "prod"}]

@@ -16,7 +16,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from discovery.core.config import Config, ConfigError, config_from_mapping
-from discovery.core.durations import MAX_POLL_INTERVAL, MAX_TIMEOUT, MIN_POLL_INTERVAL, MIN_TIMEOUT
+from discovery.core.durations import (
+    MAX_DELETE_WINDOW,
+    MAX_POLL_INTERVAL,
+    MAX_TIMEOUT,
+    MIN_POLL_INTERVAL,
+    MIN_TIMEOUT,
+)
 from discovery.wiring import read_config
 from tests.harness.cli import Result, run_in_process
 from tests.harness.env import CLOSED_ENDPOINT, process_env
@@ -113,6 +119,7 @@ configs = st.fixed_dictionaries(
                     "max_delete_fraction": st.one_of(
                         st.floats(), st.integers(-2, 2), st.booleans(), st.just("0.3")
                     ),
+                    "delete_window": sometimes(durations),
                 },
             )
         ),
@@ -229,6 +236,8 @@ def assert_usable_numbers(config: Config) -> None:
     assert 0 <= config.poll_jitter_seconds <= config.poll_interval, config.poll_jitter_seconds
     fraction = config.safety.max_delete_fraction
     assert type(fraction) is float and 0 <= fraction <= 1, fraction
+    window = config.safety.delete_window
+    assert type(window) is float and 0 <= window <= MAX_DELETE_WINDOW, window
     client = config.aws_client
     for timeout in (client.read_timeout, client.connect_timeout):
         assert MIN_TIMEOUT <= timeout <= MAX_TIMEOUT, timeout

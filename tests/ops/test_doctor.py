@@ -564,3 +564,19 @@ def test_cli_exits_non_zero_with_the_fix_when_a_check_fails(
     assert f"FAIL  assume-role {ROLE_B}: AccessDenied" in result.stdout
     assert f"      fix: the trust policy of {ROLE_B} must allow" in result.stdout
     assert "1 failed" in result.stdout.splitlines()[-1]
+
+
+def test_list_tags_denied_beside_a_working_get_resources_warns_about_confirmations(
+    emulator: EmulatorThread,
+) -> None:
+    emulator.set_faults(
+        [{"operation": "ListTagsForResource", "code": "AccessDenied", "account": ACCOUNT_B}]
+    )
+    checks = doctor(config())
+    tags = {c.subject: c for c in by_check(checks, "tags")}
+    denied = tags[f"us-east-1 as {ROLE_B}"]
+    assert (denied.status, denied.code) == (Status.WARN, "confirm-denied")
+    assert "but rds:ListTagsForResource is denied (AccessDenied)" in denied.detail
+    assert denied.fix == FIXES["confirm-denied"] and "unconfirmed" in denied.fix
+    assert tags[f"us-east-1 as {ROLE_A}"].status is Status.OK
+    assert not failed(checks)

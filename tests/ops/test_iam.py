@@ -18,6 +18,8 @@ from moto import mock_aws
 from discovery.cli.main import main
 from discovery.core.config import config_from_mapping
 from discovery.ops.iam import (
+    LIST_REGIONS_ACTION,
+    ORGANIZATION_ACTIONS,
     PRINCIPAL_PLACEHOLDER,
     READ_ACTIONS,
     IAMError,
@@ -270,7 +272,11 @@ def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_cloudformation_templates_pass_cfn_lint() -> None:
-    assert {p.name for p in TEMPLATES} == {"member-account-role.yaml", "service-role.yaml"}
+    assert {p.name for p in TEMPLATES} == {
+        "member-account-role.yaml",
+        "organization-member-role.yaml",
+        "service-role.yaml",
+    }
     result = cfn_lint(*TEMPLATES)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -292,3 +298,48 @@ def test_member_role_template_matches_print_iam() -> None:
         assert f"- {action}" in text
     assert "sts:ExternalId: !Ref ExternalId" in text
     assert "aws:RequestedRegion: !Ref Regions" in text
+
+
+ORG_MATCHER: dict[str, Any] = {
+    "types": ["rdsproxy"],
+    "regions": ["*"],
+    "organization": {"id": "o-exampleorg01"},
+    "assume_role_name": "discovery",
+    "external_id": "ext-org",
+}
+MEMBER = "arn:aws:iam::*:role/discovery"
+
+
+def test_an_organization_matcher_lists_the_organization_and_assumes_every_member_role() -> None:
+    plan = iam_plan(config(ORG_MATCHER), principal=SERVICE)
+    identity = statements(plan.identity_policy)
+    assert identity["RDSProxyDiscoveryListOrganization"]["Action"] == list(ORGANIZATION_ACTIONS)
+    assert identity["RDSProxyDiscoveryAssumeRoles"]["Resource"] == [MEMBER]
+    member = plan.role(MEMBER)
+    assert member is not None and plan.role("arn:aws:iam::333333333333:role/discovery") == member
+    grants = statements(member.permissions_policy)
+    assert "Condition" not in grants["RDSProxyDiscoveryRead"]  # every enabled region
+    assert grants["RDSProxyDiscoveryListRegions"]["Action"] == LIST_REGIONS_ACTION
+    trust = member.trust_policy["Statement"][0]
+    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": "ext-org"}}
+
+
+def test_an_organization_role_gets_the_listing_instead_of_the_identity() -> None:
+    reader = "arn:aws:iam::999999999999:role/org-reader"
+    plan = iam_plan(config({**ORG_MATCHER, "organization_role_arn": reader}), principal=SERVICE)
+    identity = statements(plan.identity_policy)
+    assert "RDSProxyDiscoveryListOrganization" not in identity
+    assert identity["RDSProxyDiscoveryAssumeRoles"]["Resource"] == [MEMBER, reader]
+    role = plan.role(reader)
+    assert role is not None
+    assert set(statements(role.permissions_policy)) == {"RDSProxyDiscoveryListOrganization"}
+    assert plan.notes == ()
+
+
+def test_organization_member_template_matches_print_iam() -> None:
+    text = (DEPLOY / "iam" / "organization-member-role.yaml").read_text()
+    for action in READ_ACTIONS:
+        assert f"- {action}" in text
+    assert f"Action: {LIST_REGIONS_ACTION}" in text
+    assert "sts:ExternalId: !Ref ExternalId" in text
+    assert "aws:RequestedRegion" not in text  # regions ["*"]: every enabled region

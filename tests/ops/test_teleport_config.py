@@ -257,7 +257,9 @@ def test_validate_accepts_a_teleport_yaml_and_prints_what_it_ignored(tmp_path: P
 
 def test_validate_rejects_a_bad_teleport_yaml_with_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "teleport.yaml"
-    path.write_text(TELEPORT_YAML.replace('regions: ["ap-southeast-2"]', 'regions: ["*"]'))
+    # ["*"] alone means every enabled region; mixed with named regions it is an error.
+    bad = 'regions: ["ap-southeast-2", "*"]'
+    path.write_text(TELEPORT_YAML.replace('regions: ["ap-southeast-2"]', bad))
     result = run_cli("validate", "--config", str(path), cwd=tmp_path)
     assert result.returncode == 2
     assert "discovery_service.aws[2].regions" in result.stderr
@@ -271,3 +273,37 @@ def test_print_iam_reads_a_teleport_yaml(tmp_path: Path) -> None:
     result = run_cli("print-iam", "--config", str(path), "--output", "json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert ROLE in result.stdout
+
+
+ORG_MATCHER = {
+    "types": ["rdsproxy"],
+    "regions": ["*"],
+    "organization": {
+        "organization_id": "o-exampleorg01",
+        "organizational_units": {"include": ["ou-root-prod0001"], "exclude": ["ou-root-sand0001"]},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "role",
+    [
+        pytest.param({"assume_role_name": "discovery", "external_id": "x"}, id="flat"),
+        pytest.param({"assume_role": {"role_name": "discovery", "external_id": "x"}}, id="nested"),
+    ],
+)
+def test_teleport_organization_matchers_translate(role: dict[str, object]) -> None:
+    doc = {"discovery_service": {"discovery_group": "g", "aws": [{**ORG_MATCHER, **role}]}}
+    matcher = loaded_from_mapping(doc).config.aws[0]
+    assert matcher.organization is not None
+    assert matcher.organization.include_ous == ("ou-root-prod0001",)
+    assert matcher.organization.exclude_ous == ("ou-root-sand0001",)
+    assert (matcher.assume_role_name, matcher.external_id) == ("discovery", "x")
+
+
+def test_teleport_organization_misspelt_key_names_its_path() -> None:
+    bad = {**ORG_MATCHER, "organization": {"organisation_id": "o-exampleorg01"}}
+    doc = {"discovery_service": {"discovery_group": "g", "aws": [{**bad, "assume_role_name": "d"}]}}
+    with pytest.raises(ConfigError) as err:
+        loaded_from_mapping(doc)
+    assert "discovery_service.aws[0].organization.organisation_id" in str(err.value)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from discovery.aws.calls import FetchError
 from discovery.aws.rds_proxy import FetchedScope
 from discovery.core.config import Config, config_from_mapping
+from discovery.core.confirm import Answer, Check
 from discovery.core.model import (
     LABEL_DISCOVERY_GROUP,
     LABEL_ORIGIN,
@@ -121,6 +122,18 @@ class FakeSource:
             )
         proxies = tuple(self.fleet.get(area, {}).values())
         return FetchedScope(account_id=area[0], proxies=proxies)
+
+    async def confirm(self, scope: Scope, check: Check) -> Answer:
+        """The targeted reads, answered from the fleet as it is."""
+        proxies = self.fleet.get((scope.role_account_id, scope.region), {})
+        proxy = proxies.get(check.proxy_name)
+        if check.kind == "tags":
+            found = [p for p in proxies.values() if p.arn == check.arn]
+            return Answer(tags=dict(found[0].tags)) if found else Answer(error="not found")
+        if check.kind == "endpoint":
+            names = {e.name for e in proxy.endpoints} if proxy is not None else set()
+            return Answer(exists=check.endpoint_name in names)
+        return Answer(exists=proxy is not None and proxy.arn.endswith(check.resource_id))
 
 
 async def cycle(

@@ -73,7 +73,12 @@ async def test_first_use_creates_the_versioned_schema_in_the_search_path_schema(
 
     assert await registry.list_resources() == []
 
-    assert _tables(dsn) == ["discovery_meta", "discovery_resources", "discovery_schema_version"]
+    assert _tables(dsn) == [
+        "discovery_journal",
+        "discovery_meta",
+        "discovery_resources",
+        "discovery_schema_version",
+    ]
     assert sql(dsn, "SELECT version FROM discovery_schema_version") == [(SCHEMA_VERSION,)]
     assert revision_counter(dsn) == 0
     assert sql(postgres_dsn(), "SELECT to_regclass('public.discovery_resources')") == [(None,)]
