@@ -3,21 +3,32 @@
 The plain form is byte-stable: fixed two-space columns, no colour, no width limit, so a script
 that parses `discovery scan` output keeps working. The rich form fits the console's width
 (long names and URIs fold instead of running off the screen) and colours each row by what it
-is: create, update, delete, withheld, failed. rich honours NO_COLOR and writes no colour when
-the console is not a terminal.
+is: create, update, delete, withheld, failed. `terminal_console` honours NO_COLOR; a console
+that is not a terminal writes no colour.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from rich import box
 from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-__all__ = ["STYLES", "Block", "Line", "Table", "format_table", "plain", "rich_print"]
+__all__ = [
+    "STYLES",
+    "Block",
+    "Line",
+    "Table",
+    "format_table",
+    "plain",
+    "rich_print",
+    "terminal_console",
+]
 
 # Style name (what a row or line is) → rich style.
 STYLES = {
@@ -85,6 +96,13 @@ def _rich_table(table: Table) -> RichTable:
         # Text, not markup: names and errors come from AWS and may hold "[...]".
         out.add_row(*(Text(cell) for cell in row), style=STYLES.get(style))
     return out
+
+
+def terminal_console(file: TextIO | None = None) -> Console:
+    """A console for a person's terminal; with NO_COLOR set, no colour and no other styling
+    (https://no-color.org: the user asked for plain text, bold is not what they want either)."""
+    plain_only = bool(os.environ.get("NO_COLOR"))
+    return Console(file=file, color_system=None if plain_only else "auto")
 
 
 def rich_print(blocks: Sequence[Block], console: Console) -> None:

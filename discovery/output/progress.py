@@ -29,10 +29,17 @@ def _label(scope: Scope) -> str:
 
 
 def progress_text(
-    *, done: int, total: int, failed: int, elapsed: float, running: Sequence[tuple[str, float]]
+    *,
+    done: int,
+    total: int | None,
+    failed: int,
+    elapsed: float,
+    running: Sequence[tuple[str, float]],
 ) -> Text:
-    """`scanning: 12/48 scopes, 1 failed, 3.2s — slowest: 111…/us-east-1 3.1s, …`."""
-    text = Text(f"scanning: {done}/{total} scopes")
+    """`scanning: 12/48 scopes, 1 failed, 3.2s — slowest running: 1111…/us-east-1 3.1s, …`.
+
+    `total` None: the scopes are expanded from AWS's listings during the scan (`N/?`)."""
+    text = Text(f"scanning: {done}/{'?' if total is None else total} scopes")
     if failed:
         text.append(f", {failed} failed", style="bold red")
     text.append(f", {elapsed:.1f}s")
@@ -55,8 +62,10 @@ class Progress:
         *,
         clock: Callable[[], float] = time.monotonic,
         console: Console | None = None,
+        open_ended: bool = False,
     ) -> None:
         self.total = len(scopes)
+        self.open_ended = open_ended
         self.done = 0
         self.failed = 0
         self._clock = clock
@@ -64,7 +73,7 @@ class Progress:
         # Every scope starts when the cycle does (they run side by side), so the ones still
         # pending are the ones running longest.
         self._pending: dict[Scope, float] = dict.fromkeys(scopes, self._started)
-        self.enabled = stream.isatty() and self.total > 1
+        self.enabled = stream.isatty() and (open_ended or self.total > 1)
         self._console = console or Console(file=stream, stderr=False)
         self._live: Live | None = None
 
@@ -76,7 +85,7 @@ class Progress:
         ]
         return progress_text(
             done=self.done,
-            total=self.total,
+            total=None if self.open_ended else self.total,
             failed=self.failed,
             elapsed=now - self._started,
             running=running,

@@ -17,6 +17,7 @@ from discovery.core.summary import CycleReport, ScopeSummary, summarize
 from discovery.output.blocks import Block, Line, Table, format_table, plain, rich_print
 
 __all__ = [
+    "brief_blocks",
     "format_table",
     "render_json",
     "render_rich",
@@ -152,7 +153,9 @@ def _blocks(report: CycleReport) -> list[Block]:
         line()
         line(f"Skipped: {summary.skipped}")
         out.append(
-            Table(("REGION", "NAME", "REASON"), [[region, k.name, k.reason] for region, k in skipped])
+            Table(
+                ("REGION", "NAME", "REASON"), [[region, k.name, k.reason] for region, k in skipped]
+            )
         )
     if summary.guard_tripped:
         line()
@@ -174,3 +177,47 @@ def render_text(report: CycleReport) -> str:
 def render_rich(report: CycleReport, console: Console) -> None:
     """The report for a person at a terminal: tables fit `console`'s width, with colour."""
     rich_print(_blocks(report), console)
+
+
+def brief_blocks(report: CycleReport, *, sample: int = 4) -> list[Block]:
+    """A cycle at a glance (the demo): the counts, a few sample changes, withheld counts by
+    code, and only the scopes that failed."""
+    plan = report.plan
+    summary = summarize(report)
+    verb = "Planned" if report.dry_run else "Changes"
+    out: list[Block] = [
+        Line(
+            f"{verb}: {summary.to_create} to create, {summary.to_update} to update, "
+            f"{summary.to_delete} to delete, {summary.unchanged} unchanged"
+        )
+    ]
+    rows: list[list[str]] = [["create", r.name, r.uri] for r in plan.create]
+    for u in plan.update:
+        changed = _changed_fields(u.before.resource.to_dict(), u.after.to_dict())
+        rows.append(["update", u.after.name, ", ".join(changed)])
+    rows += [["delete", s.resource.name, s.resource.uri] for s in plan.delete]
+    if rows:
+        shown = rows[:sample]
+        out.append(Table(("ACTION", "NAME", "DETAIL"), shown, tuple(r[0] for r in shown)))
+        if len(rows) > sample:
+            out.append(Line(f"  … and {len(rows) - sample} more"))
+    if plan.withheld:
+        codes: dict[str, int] = {}
+        for w in plan.withheld:
+            codes[w.code] = codes.get(w.code, 0) + 1
+        by_code = ", ".join(f"{n} {code}" for code, n in sorted(codes.items()))
+        out.append(Line(f"Withheld: {summary.withheld} ({by_code})", "withheld"))
+    failed = [s for s in summary.scopes if not s.ok]
+    out.append(Line(f"Scopes: {len(summary.scopes) - len(failed)} of {len(summary.scopes)} ok"))
+    if failed:
+        out.append(
+            Table(
+                ("ACCOUNT", "REGION", "STATUS", "ERROR"),
+                [[s.account_id or "?", s.region, "FAILED", s.error] for s in failed],
+                tuple("failed" for _ in failed),
+            )
+        )
+        out.append(
+            Line(f"{len(failed)} scope(s) failed; their resources were left as they are.", "failed")
+        )
+    return out
