@@ -42,11 +42,18 @@ def _parser() -> argparse.ArgumentParser:
         description="Benchmark a full discovery cycle against the emulated fleet, side by side "
         "with the peers' call pattern (defaults: the issue's medium fleet, 20,000 resources).",
     )
-    p.add_argument("--accounts", type=int, default=10)
-    p.add_argument("--regions", type=int, default=10)
+    p.add_argument(
+        "--shape",
+        choices=["medium", "org"],
+        default="medium",
+        help="medium: the default fleet below; org: 1,000 accounts x 17 regions, 5%% populated",
+    )
+    p.add_argument("--accounts", type=int, help="default 10 (org: 1000)")
+    p.add_argument("--regions", type=int, help="default 10 (org: 17)")
+    p.add_argument("--populated", type=float, default=0.05, help="org: scopes holding proxies")
     p.add_argument("--proxies", type=int, default=100, help="proxies per account and region")
     p.add_argument("--endpoints", type=int, default=1, help="custom endpoints per proxy")
-    p.add_argument("--latency-ms", type=float, default=25.0, help="added to every call")
+    p.add_argument("--latency-ms", type=float, help="added to every call (default 25; org: 80)")
     p.add_argument(
         "--throttle",
         default="300,12",
@@ -145,6 +152,11 @@ def machine() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.shape == "org":
+        return _org_main(args)
+    args.accounts = args.accounts or 10
+    args.regions = args.regions or 10
+    args.latency_ms = 25.0 if args.latency_ms is None else args.latency_ms
     burst, rate = (float(x) for x in args.throttle.split(","))
     shape = Shape(
         accounts=args.accounts, regions=args.regions, proxies=args.proxies, endpoints=args.endpoints
@@ -220,4 +232,19 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     sys.stdout.write(render_markdown(report))
+    return 0 if report["complete"] else 1
+
+
+def _org_main(args: argparse.Namespace) -> int:
+    from bench.org_run import render_org, run_org
+
+    host = machine()
+    with tempfile.TemporaryDirectory(prefix="bench-org-") as tmp:
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        report = run_org(args, work, host)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    sys.stdout.write(render_org(report))
     return 0 if report["complete"] else 1

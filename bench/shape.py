@@ -150,16 +150,18 @@ def minimum_calls(shape: Shape, *, tags_fallback: bool = False) -> dict[str, int
 
 
 def critical_path_calls(shape: Shape, *, tags_fallback: bool = False) -> int:
-    """Dependent calls on the slowest scope's chain: AssumeRole, then the longest listing.
+    """Dependent calls on the slowest scope's chain: AssumeRole, the proxy pages, then the
+    longest of the other listings.
 
-    The three listings of a scope do not depend on each other, and the pages of one listing
-    do (each needs the previous page's token). In the fallback, the per-proxy tag calls wait
-    for every proxy page and for the denied GetResources, then go out together.
+    The endpoint and tag listings wait for the proxies (an empty scope makes no other call),
+    then run side by side; the pages of one listing depend on each other (each needs the
+    previous page's token). In the fallback, the per-proxy tag calls wait for the denied
+    GetResources, then go out together.
     """
     per = scope_calls(shape)
     if tags_fallback:
-        return 1 + max(per.endpoints, max(per.proxies, 1) + 1)
-    return 1 + max(per.proxies, per.endpoints, per.tags)
+        return 1 + per.proxies + max(per.endpoints, 2)
+    return 1 + per.proxies + max(per.endpoints, per.tags)
 
 
 def throttle_bound_s(

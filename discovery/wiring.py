@@ -21,8 +21,10 @@ from aiobotocore.session import AioSession
 from discovery.aws.calls import Caller, CallObserver
 from discovery.aws.clients import AWSClients, AWSSettings, ThrottleObserver
 from discovery.aws.rds_proxy import AWSSource
+from discovery.aws.regions import known_regions
 from discovery.core.adopt import Adoption, adopt
 from discovery.core.config import Config, ConfigError, LoadedConfig, parse_config
+from discovery.core.config_yaml import ConfigYAMLError, decode_config
 from discovery.core.durations import (
     FLOOR_POLL_INTERVAL,
     MIN_POLL_INTERVAL,
@@ -83,14 +85,18 @@ def read_config(path: str | Path) -> LoadedConfig:
     source = str(path)
     floor = min_poll_interval()
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = decode_config(Path(path).read_bytes())
     except FileNotFoundError:
         raise ConfigError(
             f"{source}: no such file; pass --config with the path of your config"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot read the file: {exc}") from None
-    return parse_config(text, source=source, min_poll_interval=floor)
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a directory; pass --config with a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the file: {exc.strerror or exc}") from None
+    except ConfigYAMLError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return parse_config(text, source=source, min_poll_interval=floor, known_regions=known_regions())
 
 
 def load_config(path: str | Path) -> Config:
@@ -110,7 +116,8 @@ def open_registry(
     read_only: bool = False,
 ) -> Registry:
     """The configured registry; with `leadership` (the daemon's elector), fenced on it;
-    `read_only`: never created or migrated (`registry list`, `registry export`).
+    `read_only`: never created or migrated (`registry list`, `registry export`,
+    `print-iam --from-registry`).
 
     Errors name the config file: `ConfigError` for no or a malformed DSN (exit 2),
     `RegistrySpecError` when this build lacks the backend's extra (exit 2).
@@ -206,7 +213,10 @@ def open_clients(settings: AWSSettings, *, session: AioSession | None = None) ->
     """The AWS layer alone (sessions, clients, the call wrapper), for `doctor`: the same client
     cache, paging guards and error table as a cycle's, with `settings` from the config's
     `aws_client` section (doctor may override some). An async context manager."""
-    caller = Caller(max_concurrency=settings.max_concurrency)
+    caller = Caller(
+        max_concurrency=settings.max_concurrency,
+        per_key_concurrency=settings.max_concurrency_per_account_region,
+    )
     return AWSClients(caller=caller, settings=settings, base_session=session)
 
 
@@ -235,7 +245,7 @@ async def scan(
         registry = open_registry(config, config_path, leadership=lock, before_commit=before_commit)
         try:
             async with open_source(config) as source:
-                return await run_cycle(
+                report = await run_cycle(
                     config=config,
                     source=source,
                     registry=registry,
@@ -249,9 +259,34 @@ async def scan(
                 )
         finally:
             await registry.close()
+        _log_scopes_debug(report)
+        return report
     finally:
         if lock is not None:
             await lock.release()
+
+
+def _log_scopes_debug(report: CycleReport) -> None:
+    """`--log-level debug`: what each scope gave (the report shows only the failed ones)."""
+    for result in report.scopes:
+        where = f"{result.account_id or '?'}/{result.scope.region}"
+        if result.ok:
+            log.debug(
+                "scope %s: %d resource(s), %d skipped",
+                where,
+                len(result.resources),
+                len(result.skipped),
+            )
+        else:
+            log.debug("scope %s failed: %s", where, result.error)
+    log.debug(
+        "plan: %d create, %d update, %d delete, %d withheld; applied: %s",
+        len(report.plan.create),
+        len(report.plan.update),
+        len(report.plan.delete),
+        len(report.plan.withheld),
+        report.applied,
+    )
 
 
 async def adopt_group(

@@ -19,8 +19,11 @@ from botocore.exceptions import (
     ClientError,
     EndpointConnectionError,
     NoCredentialsError,
+    ProfileNotFound,
 )
 from botocore.parsers import ResponseParserError
+
+from discovery.aws.limits import CURRENT_LIMIT_KEY, KeyLimit
 
 PAGE_SIZE = 100
 
@@ -32,6 +35,7 @@ class ErrorKind(StrEnum):
     THROTTLED = "throttled"
     CREDENTIALS_REJECTED = "credentials-rejected"
     NO_CREDENTIALS = "no-credentials"
+    NO_PROFILE = "no-profile"
     UNREACHABLE = "unreachable"
     MALFORMED = "malformed"
     NOT_FOUND = "not-found"  # a targeted read of a named proxy/endpoint that does not exist
@@ -129,56 +133,105 @@ _OUTCOMES: Mapping[ErrorKind, str] = {
 
 
 class Caller:
-    """The call wrapper: bounded concurrency, one observation per call, errors mapped."""
+    """The call wrapper: bounded concurrency, one observation per call, errors mapped.
 
-    def __init__(self, *, max_concurrency: int, on_call: CallObserver = _ignore_call) -> None:
+    Two limits: `max_concurrency` calls in flight in all, and `per_key_concurrency` per
+    (account, region) — the `limit_key` a scoped client's method carries (`clients.ScopedClient`);
+    a method without one counts against the global limit only. A key's state lives while it has
+    calls in flight or waiting (or is recovering from throttling), so memory follows the calls
+    in flight, not the scopes ever seen.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_concurrency: int,
+        on_call: CallObserver = _ignore_call,
+        per_key_concurrency: int | None = None,
+    ) -> None:
         self._limit = asyncio.Semaphore(max_concurrency)
+        self._per_key = per_key_concurrency or max_concurrency
+        self._keys: dict[tuple[str, str], KeyLimit] = {}
         self._on_call = on_call
+
+    @property
+    def tracked_keys(self) -> int:
+        return len(self._keys)
+
+    def throttled(self, key: tuple[str, str] | None) -> None:
+        """AWS throttled a call of `key`: slow that (account, region) down."""
+        limit = self._keys.get(key) if key is not None else None
+        if limit is not None:
+            limit.throttled()
 
     async def call(
         self, action: str, method: Callable[..., Awaitable[Any]], **params: Any
     ) -> Mapping[str, Any]:
+        key: tuple[str, str] | None = getattr(method, "limit_key", None)
+        if key is None:
+            async with self._limit:
+                return await self._call(action, method, params)
+        limit = self._keys.get(key)
+        if limit is None:
+            limit = self._keys[key] = KeyLimit(self._per_key)
+        await limit.acquire()
+        try:
+            async with self._limit:
+                token = CURRENT_LIMIT_KEY.set(key)
+                try:
+                    response = await self._call(action, method, params)
+                finally:
+                    CURRENT_LIMIT_KEY.reset(token)
+            limit.succeeded()
+            return response
+        finally:
+            limit.release()
+            if limit.idle and self._keys.get(key) is limit:
+                del self._keys[key]
+
+    async def _call(
+        self, action: str, method: Callable[..., Awaitable[Any]], params: dict[str, Any]
+    ) -> Mapping[str, Any]:
         operation = action.split(":", 1)[1]
-        async with self._limit:
-            try:
-                response: Mapping[str, Any] = await method(**params)
-            except ClientError as exc:
-                error = exc.response.get("Error", {})
-                code = str(error.get("Code", "Unknown"))
-                retries = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
-                kind = error_kind(code)
-                self._on_call(operation, _OUTCOMES.get(kind, "error"), retries)
-                raise FetchError(
-                    explain(action, code, str(error.get("Message", ""))),
-                    action=action,
-                    code=code,
-                    kind=kind,
-                ) from exc
-            except NoCredentialsError as exc:
-                self._on_call(operation, "error", 0)
-                raise FetchError(
-                    f"{action}: no AWS credentials found; provide them through the environment, "
-                    "shared credentials files, or an instance/IRSA role",
-                    action=action,
-                    kind=ErrorKind.NO_CREDENTIALS,
-                ) from exc
-            except ResponseParserError as exc:
-                # A truncated or garbled body. botocore's parser error is not a BotoCoreError:
-                # uncaught, it would fail the whole cycle instead of this one scope.
-                self._on_call(operation, "error", 0)
-                raise FetchError(
-                    f"{action}: malformed response (AWS's answer could not be parsed); "
-                    f"retry later: {_first_line(str(exc))}",
-                    action=action,
-                    kind=ErrorKind.MALFORMED,
-                ) from exc
-            except (TimeoutError, BotoCoreError, OSError) as exc:
-                self._on_call(operation, "error", 0)
-                raise FetchError(
-                    f"{action} failed: {type(exc).__name__}: {exc}",
-                    action=action,
-                    kind=library_error_kind(exc),
-                ) from exc
+        try:
+            response: Mapping[str, Any] = await method(**params)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "Unknown"))
+            retries = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+            kind = error_kind(code)
+            self._on_call(operation, _OUTCOMES.get(kind, "error"), retries)
+            raise FetchError(
+                explain(action, code, str(error.get("Message", ""))),
+                action=action,
+                code=code,
+                kind=kind,
+            ) from exc
+        except NoCredentialsError as exc:
+            self._on_call(operation, "error", 0)
+            raise FetchError(
+                f"{action}: no AWS credentials found; provide them through the environment, "
+                "shared credentials files, or an instance/IRSA role",
+                action=action,
+                kind=ErrorKind.NO_CREDENTIALS,
+            ) from exc
+        except ResponseParserError as exc:
+            # A truncated or garbled body. botocore's parser error is not a BotoCoreError:
+            # uncaught, it would fail the whole cycle instead of this one scope.
+            self._on_call(operation, "error", 0)
+            raise FetchError(
+                f"{action}: malformed response (AWS's answer could not be parsed); "
+                f"retry later: {_first_line(str(exc))}",
+                action=action,
+                kind=ErrorKind.MALFORMED,
+            ) from exc
+        except (TimeoutError, BotoCoreError, OSError) as exc:
+            self._on_call(operation, "error", 0)
+            raise FetchError(
+                f"{action} failed: {type(exc).__name__}: {exc}",
+                action=action,
+                kind=library_error_kind(exc),
+            ) from exc
         retries = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
         self._on_call(operation, "ok", retries)
         return response
@@ -225,6 +278,8 @@ def library_error_kind(exc: BaseException) -> ErrorKind:
     """What a failure that is not an AWS answer (no error code) means."""
     if isinstance(exc, EndpointConnectionError):
         return ErrorKind.UNREACHABLE
+    if isinstance(exc, ProfileNotFound):  # AWS_PROFILE names a profile no file has
+        return ErrorKind.NO_PROFILE
     # botocore's credential-chain errors (partial keys, a failing credential_process, SSO)
     # share no base class beyond BotoCoreError; their messages all name the credentials.
     if isinstance(exc, BotoCoreError) and "credential" in str(exc).lower():

@@ -71,7 +71,13 @@ class AWSSource:
         base_session: AioSession | None = None,
     ) -> None:
         settings = settings or AWSSettings()
-        self._caller = Caller(max_concurrency=settings.max_concurrency, on_call=on_call)
+        self._caller = Caller(
+            max_concurrency=settings.max_concurrency,
+            on_call=on_call,
+            per_key_concurrency=settings.max_concurrency_per_account_region,
+        )
+        self._scopes_in_flight = asyncio.Semaphore(settings.max_concurrency)
+        self._deadline = settings.scope_deadline
         self._clients = AWSClients(
             caller=self._caller,
             settings=settings,
@@ -92,17 +98,40 @@ class AWSSource:
         await self._clients.close()
 
     async def fetch(self, scope: Scope) -> FetchedScope:
-        role, external_id, region = scope.assume_role_arn, scope.external_id, scope.region
-        rds = await self._clients.client(role, external_id, "rds", region)
-        tagging = await self._clients.client(role, external_id, "resourcegroupstaggingapi", region)
+        """The scope's proxies, endpoints and tags; raises `FetchError` (the whole scope).
 
-        proxies_call = describe_proxies(self._caller, rds)
-        endpoints_call = describe_endpoints(self._caller, rds)
-        tags_call = self._tags_by_arn(tagging)
-        account_call = self._scope_account(scope)
+        At most `max_concurrency` scopes fetch at once (the others wait their turn, holding
+        nothing), and a scope still fetching `scope_deadline` after it started fails: the cycle
+        freezes it and applies the others.
+        """
+        async with self._scopes_in_flight:
+            try:
+                async with asyncio.timeout(self._deadline):
+                    return await self._fetch(scope)
+            except TimeoutError:
+                raise FetchError(
+                    f"{scope.region}: the scope did not finish within aws_client.scope_deadline "
+                    f"({self._deadline:g}s); it is frozen for this cycle — raise "
+                    "aws_client.scope_deadline if the region is just slow",
+                    kind=ErrorKind.UNREACHABLE,
+                    account_id=await self._scope_account(scope),
+                ) from None
+
+    async def _fetch(self, scope: Scope) -> FetchedScope:
+        role, external_id, region = scope.assume_role_arn, scope.external_id, scope.region
         try:
-            raw_proxies, raw_endpoints, tags, account = await _gather_all(
-                proxies_call, endpoints_call, tags_call, account_call
+            rds = await self._clients.client(role, external_id, "rds", region)
+            raw_proxies = await describe_proxies(self._caller, rds)
+            if not raw_proxies:
+                # Nothing here: no endpoint or tag call, no tagging client.
+                return FetchedScope(account_id=await self._scope_account(scope), proxies=())
+            tagging = await self._clients.client(
+                role, external_id, "resourcegroupstaggingapi", region
+            )
+            raw_endpoints, tags, account = await _gather_all(
+                describe_endpoints(self._caller, rds),
+                self._tags_by_arn(tagging),
+                self._scope_account(scope),
             )
             tags_confirmed = tags is None
             if tags is None:  # tag:GetResources denied: one ListTagsForResource per proxy

@@ -26,6 +26,8 @@ from discovery.cli.run import cmd_run
 from discovery.cli.scan import cmd_scan, cmd_validate
 from discovery.core.config import ConfigError
 from discovery.ops.iam import DEFAULT_POLICY_NAME, PRINCIPAL_PLACEHOLDER
+from discovery.ops.iam_dbservice import DB_SERVICE_PLACEHOLDER, DB_SERVICE_POLICY_NAME
+from discovery.output.logs import configure_logging
 from discovery.registry.base import PartialApply, RegistryConflict, RegistryError
 from discovery.registry.open import BeforeCommit, RegistrySpecError
 
@@ -38,12 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep a registry of Teleport db resources in step with AWS RDS Proxies.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--log-level",
-        default=None,
-        choices=["debug", "info", "warning", "error"],
-        help="default: info for run, warning for the other commands",
-    )
+    _add_log_level(parser, default=None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(p: argparse.ArgumentParser) -> None:
@@ -96,9 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(q)
     q.add_argument("--output", "-o", choices=["text", "json", "yaml"], default="text")
     q.set_defaults(func=cmd_registry)
-    q = reg.add_parser("export", help="owned resources as multi-document YAML for tctl create -f")
+    q = reg.add_parser(
+        "export",
+        help="owned resources as documents for tctl create -f (YAML, or a stream of JSON objects)",
+    )
     with_config(q)
     q.add_argument("--all", action="store_true", help="every resource, not only owned ones")
+    q.add_argument(
+        "--format",
+        choices=["yaml", "json"],
+        default="yaml",
+        help="yaml: '---'-separated documents (default); json: one object after another, "
+        "never an array (tctl create reads a JSON stream, not a list)",
+    )
     q.set_defaults(func=cmd_registry)
     q = reg.add_parser("history", help="the most recent applies (the apply journal), newest first")
     with_config(q)
@@ -142,6 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=PRINCIPAL_PLACEHOLDER,
         help="ARN the service runs as, named in the trust policies (default: a placeholder)",
     )
+    p.add_argument(
+        "--db-service-principal",
+        default=DB_SERVICE_PLACEHOLDER,
+        metavar="ARN",
+        help="ARN the Teleport Database Service runs as, trusted by the roles registered as "
+        "spec.aws.assume_role_arn (default: a placeholder)",
+    )
+    p.add_argument(
+        "--from-registry",
+        action="store_true",
+        help="grant rds-db:connect on exactly the proxies registered for this discovery group "
+        "(read from the registry) instead of dbuser:*/* per region and account",
+    )
     p.add_argument("--output", "-o", choices=["text", "json"], default="text")
     p.set_defaults(func=cmd_print_iam)
 
@@ -153,7 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_config(q)
     q.add_argument("--attach-to-role", required=True, metavar="ARN", help="IAM role ARN")
-    q.add_argument("--policy-name", default=DEFAULT_POLICY_NAME, help="inline policy name")
+    q.add_argument(
+        "--policy-name",
+        default=None,
+        help=f"inline policy name (default {DEFAULT_POLICY_NAME}, or "
+        f"{DB_SERVICE_POLICY_NAME} with --database-service)",
+    )
+    q.add_argument(
+        "--database-service",
+        action="store_true",
+        help="the role is the Teleport Database Service's own: put its policy (sts:AssumeRole on "
+        "the registered connection roles, rds-db:connect where none is registered)",
+    )
     q.add_argument("--dry-run", action="store_true", help="print the policy, change nothing")
     q.set_defaults(func=cmd_iam_bootstrap)
 
@@ -188,7 +219,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="write into a Teleport cluster played by the bundled stand-in tctl, not SQLite",
     )
     p.set_defaults(func=cmd_demo)
+    _log_level_after_every_command(parser)
     return parser
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _add_log_level(parser: argparse.ArgumentParser, *, default: object) -> None:
+    parser.add_argument(
+        "--log-level",
+        default=default,
+        choices=LOG_LEVELS,
+        help="default: info for run, warning for the other commands",
+    )
+
+
+def _log_level_after_every_command(parser: argparse.ArgumentParser) -> None:
+    """`--log-level` after any (sub)command too, as before it: `discovery scan --log-level
+    debug`. SUPPRESS as the subcommand's default, so it never overwrites the one given first."""
+    seen: set[int] = set()
+    for action in parser._actions:  # argparse has no public walk over its subparsers
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for name, child in action.choices.items():
+            if id(child) in seen or name == "emulator":  # the emulator parses its own argv
+                continue
+            seen.add(id(child))
+            _add_log_level(child, default=argparse.SUPPRESS)
+            _log_level_after_every_command(child)
 
 
 def _positive_int(text: str) -> int:
@@ -222,13 +281,10 @@ def main(argv: Sequence[str] | None = None, *, before_commit: BeforeCommit | Non
     # A daemon's log is its activity record (one line per cycle); a one-shot command prints
     # its result on stdout and keeps stderr for problems.
     args.log_level = args.log_level or ("info" if args.command == "run" else "warning")
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("aiobotocore").setLevel(logging.WARNING)
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    # Every command logs in the daemon's format (`run` sets it up again with --log-format and
+    # the config's external ids to redact). botocore stays at WARNING even with debug: its
+    # debug lines are every request's headers and body.
+    configure_logging(level=args.log_level, stream=sys.stderr)
     # A failed refresh of assumed-role credentials is logged there with a full traceback, on
     # every call of every cycle; the scope's own failure line already names the error and fix.
     logging.getLogger("aiobotocore.credentials").setLevel(logging.ERROR)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from discovery.cli.common import EXIT_OK, EXIT_RUNTIME, UsageError
@@ -14,10 +15,34 @@ __all__ = ["cmd_demo", "cmd_doctor", "cmd_emulator", "cmd_iam_bootstrap", "cmd_p
 
 def cmd_print_iam(args: argparse.Namespace) -> int:
     import json
+    from pathlib import Path
 
-    from discovery.ops.iam import iam_plan, render_text
+    from discovery.core.model import Resource, is_owned
+    from discovery.ops.iam import iam_plan, principal_problem, render_text
+    from discovery.wiring import open_registry
 
-    plan = iam_plan(load_config(args.config), principal=args.principal)
+    problem = principal_problem(args.principal)
+    if problem:
+        raise UsageError(f"--principal: {problem}")
+    config = load_config(args.config)
+    registered: list[Resource] | None = None
+    if args.from_registry:
+
+        async def owned() -> list[Resource]:
+            registry = open_registry(config, Path(args.config), read_only=True)
+            try:
+                stored = await registry.list_resources()
+            finally:
+                await registry.close()
+            return [s.resource for s in stored if is_owned(s.resource, config.discovery_group)]
+
+        registered = asyncio.run(owned())
+    plan = iam_plan(
+        config,
+        principal=args.principal,
+        db_service_principal=args.db_service_principal,
+        registered=registered,
+    )
     if args.output == "json":
         print(json.dumps(plan.to_dict(), indent=2))
     else:
@@ -31,18 +56,25 @@ def cmd_iam_bootstrap(args: argparse.Namespace) -> int:
 
     import boto3
 
-    from discovery.ops.iam import IAMError, attach_policy, attachment_for, iam_plan
+    from discovery.ops.iam import DEFAULT_POLICY_NAME, IAMError, iam_plan
+    from discovery.ops.iam_bootstrap import attach_policy, attachment_for
+    from discovery.ops.iam_dbservice import DB_SERVICE_POLICY_NAME
 
     plan = iam_plan(load_config(args.config))
+    default_name = DB_SERVICE_POLICY_NAME if args.database_service else DEFAULT_POLICY_NAME
     try:
-        attachment = attachment_for(plan, args.attach_to_role, policy_name=args.policy_name)
+        attachment = attachment_for(
+            plan,
+            args.attach_to_role,
+            policy_name=args.policy_name or default_name,
+            database_service=args.database_service,
+        )
     except IAMError as exc:
         raise UsageError(f"--attach-to-role: {exc}") from None
-    what = (
-        "the permissions policy of an assumed role"
-        if attachment.kind == "assumed-role"
-        else "the identity policy of the service's own role"
-    )
+    what = {
+        "assumed-role": "the permissions policy of an assumed role",
+        "database-service": "the Teleport Database Service's policy",
+    }.get(attachment.kind, "the identity policy of the service's own role")
     if args.dry_run:
         print(
             f"would put inline policy {attachment.policy_name!r} ({what}) on {attachment.role_arn}:"
@@ -74,7 +106,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.tcp_timeout <= 0:
         raise UsageError("--tcp-timeout must be greater than zero")
     settings = DoctorSettings(
-        tcp=not args.no_tcp, tcp_timeout=args.tcp_timeout, config_hint=str(args.config)
+        tcp=not args.no_tcp,
+        tcp_timeout=args.tcp_timeout,
+        config_hint=str(args.config),
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL", "").strip(),
     )
 
     def show(check: Check) -> None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from discovery import wiring
-from discovery.cli.common import EXIT_OK, UsageError
+from discovery.cli.common import EXIT_OK, EXIT_RUNTIME, UsageError
 from discovery.core.config import Config
 from discovery.core.journal import JournalEntry
 from discovery.core.model import Resource, is_owned
@@ -17,7 +17,7 @@ from discovery.output.history import render_history_json, render_history_text
 from discovery.output.report import format_table
 from discovery.registry.base import RegistryConflict, RegistryError
 from discovery.registry.copy import copy_registry
-from discovery.registry.export import export_json, export_yaml
+from discovery.registry.export import EXPORT_FORMATS, export_yaml, list_json
 from discovery.registry.open import configured_sqlite_path, open_spec
 from discovery.wiring import load_config
 
@@ -42,18 +42,17 @@ async def _list_registry(config: Config, config_path: Path) -> list[dict[str, ob
 
 def cmd_registry(args: argparse.Namespace) -> int:
     """`registry list` (a table, or every resource as JSON or YAML, as `tctl get db` prints
-    them) and `registry export` (YAML for `tctl create -f`)."""
+    them) and `registry export` (YAML or a JSON stream for `tctl create -f`)."""
     config_path = Path(args.config)
     config = load_config(config_path)
     docs = asyncio.run(_list_registry(config, config_path))
     resources = [Resource.from_dict(d) for d in docs]
     if args.registry_command == "export":
-        if not args.all:
-            resources = [r for r in resources if is_owned(r, config.discovery_group)]
-        sys.stdout.write(export_yaml(resources))
-        return EXIT_OK
+        return _export(args, config, resources)
     if args.output != "text":
-        sys.stdout.write((export_json if args.output == "json" else export_yaml)(resources))
+        # `tctl get db --format=json` prints one array; `tctl create` reads a stream instead
+        # (that is `registry export --format json`).
+        sys.stdout.write((list_json if args.output == "json" else export_yaml)(resources))
         return EXIT_OK
     rows = [
         [
@@ -68,6 +67,29 @@ def cmd_registry(args: argparse.Namespace) -> int:
     ]
     print("\n".join(format_table(rows, ["NAME", "OWNED", "PROTOCOL", "URI", "ACCOUNT", "REGION"])))
     print(f"{len(resources)} resource(s)")
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace, config: Config, resources: list[Resource]) -> int:
+    selected = (
+        resources if args.all else [r for r in resources if is_owned(r, config.discovery_group)]
+    )
+    if not selected:
+        # tctl rejects an input without a resource ("no resources found, empty input?"), so an
+        # empty file is not something to hand it: say why there is nothing, write nothing.
+        what = (
+            "the registry is empty"
+            if not resources
+            else f"no resource in the registry belongs to discovery group "
+            f"{config.discovery_group!r} ({len(resources)} other(s); --all exports them)"
+        )
+        print(
+            f"discovery: registry export: nothing to export: {what}; tctl create rejects an "
+            "empty input ('no resources found, empty input?'), run 'discovery scan' first",
+            file=sys.stderr,
+        )
+        return EXIT_RUNTIME
+    sys.stdout.write(EXPORT_FORMATS[args.format](selected))
     return EXIT_OK
 
 

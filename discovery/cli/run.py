@@ -40,7 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         level=args.log_level,
         log_format=args.log_format,
         stream=sys.stderr,
-        redactor=Redactor(m.external_id for m in config.aws),
+        redactor=Redactor(i for m in config.aws for i in m.external_ids),
     )
     before_commit = args.before_commit
     dry_run = bool(args.dry_run)

@@ -15,6 +15,7 @@ from discovery.cli.common import (
     EXIT_RUNTIME,
     EXIT_SCOPES_FAILED,
 )
+from discovery.core.outage import global_failure
 from discovery.core.plan import (
     REASON_CONFIG_CHANGE,
     REASON_EMPTY_SCOPE,
@@ -35,8 +36,12 @@ log = logging.getLogger("discovery")
 
 
 def exit_code_for(report: CycleReport) -> int:
-    """3 if a scope failed or a confirming read failed; else 4 if a change waits for review
-    (delete guard, name collision, empty scope, config change); else 0."""
+    """1 if every scope failed for one reason of this process's setup (no credentials, no such
+    AWS_PROFILE, AWS unreachable: `discovery.core.outage`); 3 if a scope failed or a confirming
+    read failed; else 4 if a change waits for review (delete guard, name collision, empty scope,
+    config change); else 0."""
+    if global_failure(report.scopes):
+        return EXIT_RUNTIME
     if report.failed_scopes or report.unconfirmed:
         return EXIT_SCOPES_FAILED
     if report.plan.needs_review:
@@ -76,6 +81,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
             )
     except RegistryLocked as exc:  # another process writes this file: one line, exit 1
         print(f"discovery: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    outage = global_failure(report.scopes)
+    if outage:  # one line, not a row per scope saying the same thing
+        print(f"discovery: {outage}", file=sys.stderr)
         return EXIT_RUNTIME
     if args.output == "text" and sys.stdout.isatty():
         # A person reads it: tables fit the terminal, with colour (none with NO_COLOR).

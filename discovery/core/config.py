@@ -10,11 +10,10 @@ translated by `discovery.core.teleport_config`, and what it leaves out comes bac
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BeforeValidator,
     Field,
@@ -25,6 +24,8 @@ from pydantic import (
 )
 
 from discovery.core import teleport_config
+from discovery.core.config_errors import render_errors, yaml_path
+from discovery.core.config_yaml import ConfigYAMLError, load_yaml
 from discovery.core.durations import (
     MAX_DELETE_WINDOW,
     MAX_POLL_INTERVAL,
@@ -48,6 +49,7 @@ from discovery.core.matchers import (
     OrganizationSettings,
     _Frozen,
 )
+from discovery.core.regions import OPT_OUT, unknown_region
 
 __all__ = [
     "MIN_POLL_INTERVAL",
@@ -66,6 +68,7 @@ __all__ = [
     "parse_duration",
     "parse_jitter",
     "parse_listen",
+    "yaml_path",
 ]
 
 GROUP_RE = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9_.]{0,62}$")
@@ -194,6 +197,9 @@ class SafetyConfig(_Frozen):
     delete_window: Window = 3600.0
 
 
+DEFAULT_PER_ACCOUNT_REGION = 16
+
+
 class AWSClientConfig(_Frozen):
     """How the AWS clients behave: timeouts, retries and concurrency (botocore's settings).
 
@@ -204,7 +210,31 @@ class AWSClientConfig(_Frozen):
     read_timeout: Timeout = 30.0
     connect_timeout: Timeout = 5.0
     max_attempts: WholeNumber = Field(default=6, ge=1, le=20)
-    max_concurrency: WholeNumber = Field(default=64, ge=1, le=1000)
+    # Calls in flight over all scopes (the global ceiling), and per (account, region): AWS
+    # throttles per account and region, so that limit halves when AWS throttles.
+    max_concurrency: WholeNumber = Field(default=256, ge=1, le=1000)
+    # Unset: 16, or max_concurrency when that is lower (see `per_account_region`).
+    max_concurrency_per_account_region: WholeNumber | None = Field(default=None, ge=1, le=300)
+    # A scope still fetching this long after it started is failed (frozen) for this cycle.
+    scope_deadline: Timeout = 60.0
+
+    @property
+    def per_account_region(self) -> int:
+        """The calls in flight allowed per (account, region)."""
+        if self.max_concurrency_per_account_region is None:
+            return min(DEFAULT_PER_ACCOUNT_REGION, self.max_concurrency)
+        return self.max_concurrency_per_account_region
+
+    @model_validator(mode="after")
+    def _per_key_within_global(self) -> AWSClientConfig:
+        per = self.max_concurrency_per_account_region
+        if per is not None and per > self.max_concurrency:
+            raise ValueError(
+                f"max_concurrency_per_account_region ({self.max_concurrency_per_account_region}) "
+                f"must not exceed max_concurrency ({self.max_concurrency}); lower it or raise "
+                "max_concurrency"
+            )
+        return self
 
 
 class ServerConfig(_Frozen):
@@ -236,6 +266,8 @@ class Config(_Frozen):
     server: ServerConfig = Field(default_factory=ServerConfig)
     aws_client: AWSClientConfig = Field(default_factory=AWSClientConfig)
     organization: OrganizationSettings = Field(default_factory=OrganizationSettings)
+    # A region botocore does not know yet is refused unless this is true (see core/regions.py).
+    allow_unknown_regions: bool = False
 
     @field_validator("discovery_group")
     @classmethod
@@ -280,29 +312,6 @@ class Config(_Frozen):
         return matchers
 
 
-def yaml_path(loc: Sequence[int | str]) -> str:
-    """pydantic's error location → the YAML path a user reads: `aws[0].external_id`."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.startswith("function-") or part in {"str", "list[str]"}:
-            continue  # pydantic's internal union/validator markers are not config keys
-        else:
-            out += f".{part}" if out else part
-    return out or "(top level)"
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    msg = str(error["msg"])
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        return "is not a known setting (check its spelling and indentation)"
-    return msg.removeprefix("Value error, ")
-
-
 @dataclass(frozen=True, kw_only=True)
 class LoadedConfig:
     """A validated config, what was ignored while reading it, and which format it was in."""
@@ -319,33 +328,64 @@ def config_from_mapping(
 
 
 def loaded_from_mapping(
-    data: object, *, source: str = "config", min_poll_interval: float = MIN_POLL_INTERVAL
+    data: object,
+    *,
+    source: str = "config",
+    min_poll_interval: float = MIN_POLL_INTERVAL,
+    known_regions: Collection[str] | None = None,
 ) -> LoadedConfig:
     """Our config or a teleport.yaml (told apart by its top-level keys), validated.
 
     `min_poll_interval` is the shortest `poll_interval` accepted: the product's 10s unless a
     test lowers it (`discovery.wiring` reads DISCOVERY_MIN_POLL_INTERVAL); a file cannot.
+    `known_regions`: the AWS region names a region must be one of (botocore's, passed in by
+    `discovery.wiring`) unless the config sets `allow_unknown_regions`; None: not checked.
     """
     context = {"min_poll_interval": min_poll_interval}
     if data is None:
         raise ConfigError(
-            f"{source}: the file is empty; at least discovery_group and aws are needed"
+            f"{source}: the file is empty (or only comments); "
+            "at least discovery_group and aws are needed, see config.example.yaml"
         )
     if not isinstance(data, Mapping):
         raise ConfigError(
-            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+            f"{source}: the top level must be a mapping of settings "
+            f"(discovery_group: ..., aws: ...), not {_kind_of(data)}"
         )
     if not teleport_config.is_teleport_config(data):
-        return LoadedConfig(config=_validate(data, source=source, context=context))
+        config = _validate(data, source=source, context=context, known_regions=known_regions)
+        return LoadedConfig(config=config)
     source = f"{source} (teleport.yaml)"
     try:
         translated = teleport_config.translate(data)
     except teleport_config.TeleportConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     config = _validate(
-        translated.mapping, source=source, context=context, where=translated.original_loc
+        translated.mapping,
+        source=source,
+        context=context,
+        where=translated.original_loc,
+        known_regions=known_regions,
     )
     return LoadedConfig(config=config, warnings=translated.warnings, teleport=True)
+
+
+def _kind_of(data: object) -> str:
+    if isinstance(data, list):
+        return "a list"
+    if isinstance(data, str):
+        return f"the text {data[:40]!r}"
+    if isinstance(data, bool):
+        return f"the boolean {str(data).lower()}"
+    if isinstance(data, int | float):
+        return f"the number {data!r}"
+    return f"a {type(data).__name__}"
+
+
+# teleport.yaml has no such setting: the way out is our own config format.
+TELEPORT_REGION_OPT_OUT = (
+    "write a discovery.yaml with allow_unknown_regions: true (teleport.yaml has no such setting)"
+)
 
 
 def _same_loc(loc: Sequence[int | str]) -> Sequence[int | str]:
@@ -358,36 +398,39 @@ def _validate(
     source: str,
     context: Mapping[str, float],
     where: Callable[[Sequence[int | str]], Sequence[int | str]] = _same_loc,
+    known_regions: Collection[str] | None = None,
 ) -> Config:
     try:
-        return Config.model_validate(data, context=dict(context))
+        config = Config.model_validate(data, context=dict(context))
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ConfigError(
-            f"{source}: {yaml_path(where(first['loc']))}: {_describe(first)}{more}"
+            render_errors(exc.errors(), source=source, model=Config, where=where)
         ) from None
+    if known_regions is not None and not config.allow_unknown_regions:
+        opt_out = TELEPORT_REGION_OPT_OUT if where is not _same_loc else OPT_OUT
+        problem = unknown_region(config.aws, known_regions, opt_out=opt_out)
+        if problem is not None:
+            raise ConfigError(f"{source}: {yaml_path(where(problem.loc))}: {problem.message}")
+    return config
 
 
 def parse_config(
-    text: str, *, source: str, min_poll_interval: float = MIN_POLL_INTERVAL
+    text: str,
+    *,
+    source: str,
+    min_poll_interval: float = MIN_POLL_INTERVAL,
+    known_regions: Collection[str] | None = None,
 ) -> LoadedConfig:
     """A config file's text (ours or a teleport.yaml) → the validated config and its warnings.
 
     `source` names the file in every error. Reading the file is the caller's (see
-    `discovery.wiring.read_config`): this stays pure.
+    `discovery.wiring.read_config`): this stays pure. A key repeated in a mapping is an error
+    (see `discovery.core.config_yaml`).
     """
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{source}: broken YAML{where}: {problem}") from None
-    except RecursionError:
-        # PyYAML composes nested collections recursively: a few hundred levels exhaust it.
-        raise ConfigError(f"{source}: broken YAML: nested too deeply") from None
-    return loaded_from_mapping(data, source=source, min_poll_interval=min_poll_interval)
+        data = load_yaml(text)
+    except ConfigYAMLError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return loaded_from_mapping(
+        data, source=source, min_poll_interval=min_poll_interval, known_regions=known_regions
+    )

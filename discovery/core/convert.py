@@ -206,6 +206,9 @@ def resolve(candidate: Candidate, matching: Matching) -> Resource | Skipped:
             reason=f"{name!r} is not a valid database name (letters, digits and '-')",
             code="invalid-name",
         )
+    mismatch = _role_mismatch(candidate.aws)
+    if mismatch:
+        return Skipped(name=candidate.display, reason=mismatch, code="role-account-mismatch")
     if not _storable(candidate, labels):
         return Skipped(
             name=candidate.display,
@@ -229,6 +232,34 @@ def resolve(candidate: Candidate, matching: Matching) -> Resource | Skipped:
         aws=candidate.aws,
         tls_server_name=candidate.tls_server_name,
     )
+
+
+def _role_mismatch(aws: AWSInfo) -> str:
+    """Why Teleport would reject the resource's role, "" when it would not.
+
+    Teleport's database validation requires `assume_role_arn` to be in the database's own
+    account and partition (lib/services/database.go, CheckARNPartitionAndAccount).
+    """
+    if not aws.assume_role_arn:
+        return ""
+    parts = aws.assume_role_arn.split(":")
+    partition, account = parts[1], parts[4]
+    if account != aws.account_id or partition != aws_partition(aws.region):
+        return (
+            f"assume_role_arn {aws.assume_role_arn} is not in the proxy's account "
+            f"{aws.account_id} ({aws_partition(aws.region)}): Teleport rejects such a database; "
+            "set the matcher's db_assume_role_arn to a role in that account"
+        )
+    return ""
+
+
+def aws_partition(region: str) -> str:
+    """The ARN partition of a region: aws, aws-cn or aws-us-gov."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
 
 
 def _storable(candidate: Candidate, labels: Mapping[str, str]) -> bool:

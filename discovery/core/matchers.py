@@ -87,6 +87,10 @@ class Matcher(_Frozen):
     # Organization matchers: a role to assume for the Organizations listing (in the management
     # or delegated-admin account); unset: the base credentials list the organization.
     organization_role_arn: str = ""
+    # The role the Teleport Database Service assumes to connect (spec.aws.assume_role_arn of
+    # what this matcher registers); empty: the discovery role above, as Teleport does.
+    db_assume_role_arn: str = ""
+    db_external_id: str = ""
 
     @field_validator("types")
     @classmethod
@@ -137,7 +141,7 @@ class Matcher(_Frozen):
             out[str(key)] = values
         return out
 
-    @field_validator("assume_role_arn", "organization_role_arn")
+    @field_validator("assume_role_arn", "organization_role_arn", "db_assume_role_arn")
     @classmethod
     def _role(cls, arn: str) -> str:
         if arn and not ROLE_ARN_RE.match(arn):
@@ -178,11 +182,36 @@ class Matcher(_Frozen):
                 raise ValueError("organization_role_arn needs organization; remove it")
         if self.external_id and not (self.assume_role_arn or self.assume_role_name):
             raise ValueError("external_id requires assume_role_arn; set both or remove external_id")
+        self._connection_role_fits()
         return self
+
+    def _connection_role_fits(self) -> None:
+        """Teleport rejects a database whose assume_role_arn is outside its own account."""
+        if self.db_external_id and not self.db_assume_role_arn:
+            raise ValueError(
+                "db_external_id requires db_assume_role_arn; set both or remove db_external_id"
+            )
+        if self.db_assume_role_arn and self.organization is not None:
+            raise ValueError(
+                "db_assume_role_arn cannot be used with organization: Teleport needs the role "
+                "in each database's own account; the member role (assume_role_name) is registered"
+            )
+        db_account = self.db_assume_role_arn.split(":")[4] if self.db_assume_role_arn else ""
+        if db_account and self.role_account_id and db_account != self.role_account_id:
+            raise ValueError(
+                f"db_assume_role_arn is in account {db_account}, the proxies in "
+                f"{self.role_account_id} (assume_role_arn): Teleport rejects a database whose "
+                "assume_role_arn is in another account; use a role in that account"
+            )
 
     @property
     def role_account_id(self) -> str:
         return self.assume_role_arn.split(":")[4] if self.assume_role_arn else ""
+
+    @property
+    def external_ids(self) -> tuple[str, ...]:
+        """The matcher's secrets, redacted from logs and /status: both external ids."""
+        return tuple(i for i in (self.external_id, self.db_external_id) if i)
 
     @property
     def all_regions(self) -> bool:

@@ -174,7 +174,12 @@ Selector = tuple[tuple[str, tuple[str, ...]], ...]
 
 @dataclass(frozen=True, kw_only=True)
 class Matching:
-    """What a matcher contributes to conversion: its selector, role fields and owner."""
+    """What a matcher contributes to conversion: its selector, role fields and owner.
+
+    The role fields are the ones the Teleport Database Service connects with
+    (`spec.aws.assume_role_arn`/`external_id`): the discovery role unless the matcher names a
+    `db_assume_role_arn` of its own.
+    """
 
     tags: Mapping[str, str | Sequence[str]]
     assume_role_arn: str = ""
@@ -197,6 +202,9 @@ class Scope:
     external_id: str = ""
     selector: Selector = ()
     discovery_group: str = ""
+    # The matcher's connection role, when it differs from the discovery role above.
+    db_assume_role_arn: str = ""
+    db_external_id: str = ""
 
     @property
     def role_account_id(self) -> str:
@@ -205,10 +213,14 @@ class Scope:
 
     @property
     def matching(self) -> Matching:
+        if self.db_assume_role_arn:
+            role, external_id = self.db_assume_role_arn, self.db_external_id
+        else:
+            role, external_id = self.assume_role_arn, self.external_id
         return Matching(
             tags=dict(self.selector),
-            assume_role_arn=self.assume_role_arn,
-            external_id=self.external_id,
+            assume_role_arn=role,
+            external_id=external_id,
             discovery_group=self.discovery_group,
         )
 
@@ -232,6 +244,9 @@ class ScopeResult:
     error: str = ""
     resources: tuple[Resource, ...] = ()
     skipped: tuple[Skipped, ...] = ()
+    # What the failure means (`discovery.aws.calls.ErrorKind`'s value), "" when ok; lets
+    # `discovery.core.outage` tell one failure shared by every scope from N separate ones.
+    error_kind: str = ""
 
 
 # --- Labels that decide ownership (DESIGN §4, §6) -----------------------------------------

@@ -59,6 +59,8 @@ def expand_scopes(config: Config, listings: Listings = NO_LISTINGS) -> list[Scop
             external_id=matcher.external_id,
             selector=tuple(matcher.tags.items()),
             discovery_group=config.discovery_group,
+            db_assume_role_arn=matcher.db_assume_role_arn,
+            db_external_id=matcher.db_external_id,
         )
         for index, matcher in enumerate(config.aws)
         for account, role in matcher_roles(index, matcher, listings)

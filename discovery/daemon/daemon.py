@@ -66,7 +66,9 @@ class Daemon:
         # The caller's redactor is already seeded with this config's external ids (reloads add
         # theirs).
         self._redactor = (
-            redactor if redactor is not None else Redactor(m.external_id for m in config.aws)
+            redactor
+            if redactor is not None
+            else Redactor(i for m in config.aws for i in m.external_ids)
         )
         self._metrics = metrics
         self._started_at = clock()

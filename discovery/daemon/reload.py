@@ -89,7 +89,7 @@ class Reloader:
                 self._slot.withdraw(backend)
             log.exception("applying the reloaded config failed; nothing of it was taken")
             return self._reject(f"{path}: cannot apply it: {type(exc).__name__}: {exc}")
-        self._redactor.add(m.external_id for m in new.aws)
+        self._redactor.add(i for m in new.aws for i in m.external_ids)
         self.config = new
         self.loaded_at = self._clock()
         if new.server.listen != old.server.listen and not self._listen_fixed:

@@ -152,6 +152,7 @@ class Emulator:
     # -- AWS requests -----------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.stats.connection(request.transport)
         body = await request.read()
         headers = request.headers
         auth = _AUTH_RE.search(headers.get("Authorization", "")) or _AUTH_RE.search(

@@ -110,6 +110,9 @@ class ProxySpec(_Strict):
     engine_family: str = "POSTGRESQL"
     status: str = "available"
     require_tls: bool = True
+    # IAMAuth of the proxy's one auth entry (a Secrets Manager secret): what `doctor` checks
+    # before the Teleport Database Service can connect with IAM authentication.
+    iam_auth: Literal["REQUIRED", "DISABLED", "ENABLED"] = "REQUIRED"
     vpc_id: NonEmpty | None = None
     resource_id: NonEmpty | None = None
     endpoint: NonEmpty | None = None

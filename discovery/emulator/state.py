@@ -167,7 +167,15 @@ class FleetIndex:
                 "VpcSecurityGroupIds": [sg],
                 "VpcSubnetIds": list(subnets),
                 "DefaultAuthScheme": "NONE",
-                "Auth": [],
+                "Auth": [
+                    {
+                        "AuthScheme": "SECRETS",
+                        "SecretArn": (
+                            f"arn:aws:secretsmanager:{region}:{account}:secret:{spec.name}"
+                        ),
+                        "IAMAuth": spec.iam_auth,
+                    }
+                ],
                 "RoleArn": f"arn:aws:iam::{account}:role/rds-proxy-{spec.name}"[:2048],
                 "Endpoint": host,
                 "RequireTLS": spec.require_tls,
@@ -375,12 +383,21 @@ class Stats:
 
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str, str, str]] = Counter()
+        # Client connections that sent a request since the last reset, by the client's
+        # (host, port): a port is not reused while its connection lives, nor soon after.
+        self.peers: set[Any] = set()
+
+    def connection(self, transport: Any) -> None:
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        if peer is not None:
+            self.peers.add(tuple(peer))
 
     def record(self, operation: str, account: str, region: str, outcome: str) -> None:
         self.calls[(operation, account, region, outcome)] += 1
 
     def reset(self) -> None:
         self.calls.clear()
+        self.peers.clear()
 
     def snapshot(self) -> dict[str, Any]:
         by_op: dict[str, dict[str, int]] = {}
@@ -389,6 +406,7 @@ class Stats:
             d[outcome] = d.get(outcome, 0) + n
         return {
             "total": sum(self.calls.values()),
+            "connections": len(self.peers),
             "by_operation": dict(sorted(by_op.items())),
             "calls": [
                 {"operation": op, "account": a, "region": r, "outcome": o, "count": n}

@@ -14,7 +14,7 @@ from discovery.core.convert import convert_proxies
 from discovery.core.model import Resource
 from discovery.ops.checks_rds import ScopeFindings, scope_subject
 from discovery.ops.diagnosis import Check, Status, failure
-from discovery.ops.probe import Probe, ProbeResult
+from discovery.ops.probe import Probe, ProbeResult, hosts_file_names, resolves_locally
 
 
 def check_tls(scopes: Sequence[ScopeFindings]) -> list[Check]:
@@ -64,7 +64,13 @@ async def check_tcp(
     enabled: bool,
     timeout: float,
     concurrency: int,
+    emulator: str = "",
+    local_names: frozenset[str] | None = None,
 ) -> list[Check]:
+    """One check per endpoint a cycle would register. `emulator`: the AWS_ENDPOINT_URL this
+    doctor talks to; its endpoints' host names are made up, so only those that resolve here
+    without DNS (an IP address, a hosts-file name: `local_names`, default /etc/hosts) are
+    probed, and the rest are one skip line that says so."""
     targets: dict[tuple[str, int], str] = {}
     for scope in scopes:
         if not scope.ok:
@@ -89,6 +95,24 @@ async def check_tcp(
             detail="nothing to connect to: no endpoint would be registered",
         )
         return [nothing]
+    checks: list[Check] = []
+    if emulator:
+        names = hosts_file_names() if local_names is None else local_names
+        unresolvable = sorted(t for t in targets if not resolves_locally(t[0], names))
+        for target in unresolvable:
+            del targets[target]
+        if unresolvable:
+            checks.append(
+                Check(
+                    check="tcp",
+                    status=Status.SKIP,
+                    subject=f"{len(unresolvable)} endpoints",
+                    detail=(
+                        f"skipped: AWS_ENDPOINT_URL is set ({emulator}, an emulator?) and their "
+                        f"hosts (e.g. {unresolvable[0][0]}) do not resolve here without DNS"
+                    ),
+                )
+            )
     limit = asyncio.Semaphore(concurrency)
 
     async def one(host: str, port: int) -> ProbeResult:
@@ -97,7 +121,6 @@ async def check_tcp(
 
     order = sorted(targets)
     results = await asyncio.gather(*(one(h, p) for h, p in order))
-    checks: list[Check] = []
     for (host, port), result in zip(order, results, strict=True):
         subject = f"{host}:{port}"
         name = targets[(host, port)]

@@ -80,6 +80,11 @@ FIXES: Mapping[str, str] = {
         "Teleport only connects to RDS Proxies over TLS, so this proxy is skipped: turn on "
         "RequireTLS (aws rds modify-db-proxy --db-proxy-name NAME --require-tls)"
     ),
+    "iam-auth-not-required": (
+        "the Teleport Database Service connects with IAM authentication: set IAMAuth=REQUIRED "
+        "on the proxy's auth entries (aws rds modify-db-proxy --db-proxy-name NAME --auth "
+        "AuthScheme=SECRETS,SecretArn=ARN,IAMAuth=REQUIRED)"
+    ),
     "tcp-timeout": (
         "no answer: allow inbound TCP on the port from this host in the proxy's security group, "
         "and check routing (same VPC, peering, transit gateway) and network ACLs"
@@ -113,7 +118,9 @@ FIXES: Mapping[str, str] = {
 class Check:
     """One line of the diagnosis."""
 
-    check: str  # credentials | assume-role | organization | rds | tags | require-tls | tcp
+    check: (
+        str  # credentials | assume-role | organization | rds | tags | require-tls | iam-auth | tcp
+    )
     status: Status
     subject: str
     detail: str

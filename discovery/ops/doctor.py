@@ -5,10 +5,12 @@
 3. each scope's region answers rds:DescribeDBProxies and rds:DescribeDBProxyEndpoints;
 4. tags are readable (tag:GetResources, or the rds:ListTagsForResource fallback);
 5. proxies that are skipped because RequireTLS is off;
-6. each endpoint that would be registered is reachable over TCP (like `nc -zv`);
+6. proxies that do not require IAM authentication (the Teleport Database Service's tokens);
+7. each endpoint that would be registered is reachable over TCP (like `nc -zv`);
 and first, with a Teleport registry: tctl, its identity, and `tctl get db` (`checks_teleport`).
 
-This module runs the checks (`checks_identity`, `checks_rds`, `checks_endpoints`) and hands
+This module runs the checks (`checks_identity`, `checks_rds`, `checks_iam_auth`,
+`checks_endpoints`) and hands
 each `Check` on as soon as it is known; the CLI prints one line per check and exits non-zero
 when any failed. The AWS calls go through the same layer as a cycle's (`discovery.aws`): same
 client cache, paging guards, error table and `aws_client` settings.
@@ -26,6 +28,7 @@ from discovery import wiring
 from discovery.aws.clients import AWSSettings
 from discovery.core.config import Config
 from discovery.ops.checks_endpoints import check_tcp, check_tls
+from discovery.ops.checks_iam_auth import check_iam_auth
 from discovery.ops.checks_identity import check_credentials, check_roles
 from discovery.ops.checks_organization import check_organizations
 from discovery.ops.checks_rds import check_scopes
@@ -48,6 +51,9 @@ class DoctorSettings:
     # The config's path: for the `discovery print-iam --config ...` hints, and the folder a
     # Teleport registry's relative tctl/identity paths are taken against.
     config_hint: str = "discovery.yaml"
+    # AWS_ENDPOINT_URL when set (the CLI reads it): endpoints of an emulator are not probed
+    # unless their host resolves here without DNS (see `checks_endpoints.check_tcp`).
+    endpoint_url: str = ""
 
     def aws_settings(self, config: Config) -> AWSSettings:
         settings = AWSSettings.from_config(config.aws_client)
@@ -103,6 +109,7 @@ async def run_doctor(
         )
         emit(scope_checks)
         emit(check_tls(scopes))
+        emit(check_iam_auth(scopes))
         emit(
             await check_tcp(
                 scopes,
@@ -110,6 +117,7 @@ async def run_doctor(
                 enabled=settings.tcp,
                 timeout=settings.tcp_timeout,
                 concurrency=settings.tcp_concurrency,
+                emulator=settings.endpoint_url,
             )
         )
     return tuple(checks)

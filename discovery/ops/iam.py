@@ -1,25 +1,57 @@
-"""The IAM policies this service needs, derived from the config, and putting them on a role.
+"""The IAM policies this service needs, derived from the config (pure).
 
 Least privilege, computed from the matchers (pure): the service's own identity gets the read
 actions only for the regions it scans with its own credentials, and `sts:AssumeRole` on exactly
 the configured roles; each assumed role gets the read actions for its regions and a trust policy
 that names the service's identity and, when an external id is set, requires it
-(`sts:ExternalId`). `attach_policy` is the one I/O step: an inline policy put on a role.
+(`sts:ExternalId`). The Teleport Database Service's side (`ops.iam_dbservice`) is in the same
+plan: each role registered as `spec.aws.assume_role_arn` also gets `rds-db:connect` and trusts
+the Database Service's identity, which gets `sts:AssumeRole` on those roles. Putting a policy
+on a role (the I/O step) is `ops.iam_bootstrap`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from discovery.core.config import Config
+from discovery.core.model import Resource
+from discovery.ops.iam_dbservice import (
+    ASSUME_SID,
+    CONNECT_SID,
+    DB_SERVICE_PLACEHOLDER,
+    ConnectionRole,
+    connect_statement,
+    connection_roles,
+    trust_statement,
+)
 
 POLICY_VERSION = "2012-10-17"
 DEFAULT_POLICY_NAME = "rdsproxy-discovery"
 # What `print-iam` writes when the caller did not say who the service runs as.
 PRINCIPAL_PLACEHOLDER = "arn:aws:iam::ACCOUNT_ID:role/DISCOVERY_SERVICE_ROLE"
+# What a trust policy's "AWS" principal may name: a role or user ARN, an account's root ARN,
+# or a bare 12-digit account ID (IAM's own forms; a typo would otherwise be printed and only
+# fail when the policy is saved).
+PRINCIPAL_RE = re.compile(
+    r"^(?:\d{12}|arn:aws(?:-cn|-us-gov)?:iam::\d{12}:(?:root|(?:role|user)/[\w+=,.@/-]{1,512}))$"
+)
+
+
+def principal_problem(principal: str) -> str:
+    """Why `principal` cannot name the service in a trust policy, or "" when it can."""
+    if principal == PRINCIPAL_PLACEHOLDER or PRINCIPAL_RE.match(principal):
+        return ""
+    return (
+        f"{principal!r} is not an IAM principal ARN; pass the role or user the service runs "
+        "as, e.g. arn:aws:iam::123456789012:role/discovery (or arn:aws:iam::123456789012:root)"
+    )
+
+
 READ_ACTIONS = (
     "rds:DescribeDBProxies",
     "rds:DescribeDBProxyEndpoints",
@@ -102,12 +134,17 @@ class RolePolicies:
     regions: tuple[str, ...]
     permissions_policy: dict[str, Any]
     trust_policy: dict[str, Any]
+    # As a connection role (registered `spec.aws.assume_role_arn`): what it may connect to.
+    connect_resources: tuple[str, ...] = ()
+    db_external_ids: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "role_arn": self.role_arn,
             "external_ids": list(self.external_ids),
             "regions": list(self.regions),
+            "connect_resources": list(self.connect_resources),
+            "db_external_ids": list(self.db_external_ids),
             "permissions_policy": self.permissions_policy,
             "trust_policy": self.trust_policy,
         }
@@ -121,6 +158,8 @@ class IAMPlan:
     identity_policy: dict[str, Any]
     roles: tuple[RolePolicies, ...]
     notes: tuple[str, ...] = field(default=())
+    db_service_principal: str = DB_SERVICE_PLACEHOLDER
+    db_service_policy: dict[str, Any] = field(default_factory=dict)
 
     def role(self, role_arn: str) -> RolePolicies | None:
         """The policies of `role_arn`; an organization's member role (`arn:aws:iam::*:role/N`)
@@ -139,6 +178,10 @@ class IAMPlan:
             "principal": self.principal,
             "identity_policy": self.identity_policy,
             "roles": [r.to_dict() for r in self.roles],
+            "database_service": {
+                "principal": self.db_service_principal,
+                "identity_policy": self.db_service_policy,
+            },
             "notes": list(self.notes),
         }
 
@@ -156,8 +199,16 @@ def trust_policy(principal: str, external_ids: tuple[str, ...]) -> dict[str, Any
     return policy(statement)
 
 
-def iam_plan(config: Config, *, principal: str = PRINCIPAL_PLACEHOLDER) -> IAMPlan:
-    """The least-privilege policies for `config`; `principal` is the service's own identity."""
+def iam_plan(
+    config: Config,
+    *,
+    principal: str = PRINCIPAL_PLACEHOLDER,
+    db_service_principal: str = DB_SERVICE_PLACEHOLDER,
+    registered: list[Resource] | None = None,
+) -> IAMPlan:
+    """The least-privilege policies for `config`; `principal` is the service's own identity,
+    `db_service_principal` the Teleport Database Service's, `registered` the group's resources
+    when the connect permissions should name exactly the registered proxies."""
     own_regions: list[str] = []
     by_role: dict[str, tuple[list[str], list[str], bool]] = {}  # regions, ext ids, any w/o id
     org_readers: set[str] = set()  # roles that list an organization ("" = the identity)
@@ -188,10 +239,12 @@ def iam_plan(config: Config, *, principal: str = PRINCIPAL_PLACEHOLDER) -> IAMPl
     if by_role:
         statements.append(assume_statement(tuple(by_role)))
 
+    connecting, notes_list = connection_roles(config, registered)
+    connect_by_role = {c.role_arn: c for c in connecting if c.role_arn}
     roles: list[RolePolicies] = []
-    notes: list[str] = []
-    for role_arn in sorted(by_role):
-        regions, ids, without = by_role[role_arn]
+    notes: list[str] = list(notes_list)
+    for role_arn in sorted({*by_role, *connect_by_role}):
+        regions, ids, without = by_role.get(role_arn, ([], [], False))
         external_ids = tuple(sorted(set(ids)))
         if external_ids and without and role_arn not in org_readers:
             notes.append(
@@ -204,25 +257,78 @@ def iam_plan(config: Config, *, principal: str = PRINCIPAL_PLACEHOLDER) -> IAMPl
         if role_arn in org_readers:
             grants.append(organization_statement())
         roles.append(
-            RolePolicies(
-                role_arn=role_arn,
-                external_ids=external_ids,
+            _role_policies(
+                role_arn,
+                grants=grants,
                 regions=unique_regions,
-                permissions_policy=policy(*grants),
-                trust_policy=trust_policy(principal, external_ids),
+                discovery=(external_ids, principal) if role_arn in by_role else None,
+                connect=connect_by_role.get(role_arn),
+                db_service_principal=db_service_principal,
             )
         )
-    if principal == PRINCIPAL_PLACEHOLDER and roles:
+    if principal == PRINCIPAL_PLACEHOLDER and by_role:
         notes.append(
             f"trust policies name {PRINCIPAL_PLACEHOLDER}: pass --principal with the ARN this "
             "service runs as (its instance or IRSA role)"
+        )
+    if db_service_principal == DB_SERVICE_PLACEHOLDER and connect_by_role:
+        notes.append(
+            f"trust policies name {DB_SERVICE_PLACEHOLDER}: pass --db-service-principal with "
+            "the ARN the Teleport Database Service runs as"
         )
     return IAMPlan(
         principal=principal,
         identity_policy=policy(*statements),
         roles=tuple(roles),
         notes=tuple(notes),
+        db_service_principal=db_service_principal,
+        db_service_policy=_db_service_policy(connecting),
     )
+
+
+def _role_policies(
+    role_arn: str,
+    *,
+    grants: list[dict[str, Any]],
+    regions: tuple[str, ...],
+    discovery: tuple[tuple[str, ...], str] | None,
+    connect: ConnectionRole | None,
+    db_service_principal: str,
+) -> RolePolicies:
+    """A role used by discovery (`grants`: read, list the organization; trusts the service),
+    for connections (rds-db:connect, trusts the Database Service), or both."""
+    permissions: list[dict[str, Any]] = list(grants)
+    trust: list[dict[str, Any]] = []
+    external_ids: tuple[str, ...] = ()
+    if discovery is not None:
+        external_ids, principal = discovery
+        trust.extend(trust_policy(principal, external_ids)["Statement"])
+    if connect is not None:
+        permissions.append(connect_statement(connect.connect_resources))
+        trust.append(trust_statement(db_service_principal, connect.external_ids))
+    return RolePolicies(
+        role_arn=role_arn,
+        external_ids=external_ids,
+        regions=regions,
+        permissions_policy=policy(*permissions),
+        trust_policy=policy(*trust),
+        connect_resources=connect.connect_resources if connect else (),
+        db_external_ids=connect.external_ids if connect else (),
+    )
+
+
+def _db_service_policy(connecting: tuple[ConnectionRole, ...]) -> dict[str, Any]:
+    """The Database Service's own identity: assume the connection roles; connect itself to what
+    is registered without a role."""
+    statements: list[dict[str, Any]] = []
+    assumed = sorted(c.role_arn for c in connecting if c.role_arn)
+    if assumed:
+        statements.append(
+            {"Sid": ASSUME_SID, "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": assumed}
+        )
+    for own in (c for c in connecting if not c.role_arn):
+        statements.append(connect_statement(own.connect_resources))
+    return policy(*statements)
 
 
 def render_text(plan: IAMPlan) -> str:
@@ -236,101 +342,32 @@ def render_text(plan: IAMPlan) -> str:
         plan.identity_policy,
     )
     for role in plan.roles:
-        ext = f", external id {', '.join(role.external_ids)}" if role.external_ids else ""
+        ids = sorted({*role.external_ids, *role.db_external_ids})
+        ext = f", external id {', '.join(ids)}" if ids else ""
         lines += block(f"Permissions policy of {role.role_arn}", role.permissions_policy)
         lines += block(f"Trust policy of {role.role_arn}{ext}", role.trust_policy)
+    if plan.db_service_policy["Statement"]:
+        lines += block(
+            "Teleport Database Service policy: attach to the identity the Database Service runs "
+            f"as ({plan.db_service_principal})",
+            plan.db_service_policy,
+        )
+    if any(arn.endswith(":dbuser:*/*") for arn in _connect_resources(plan)):
+        lines.append(
+            f"note: {CONNECT_SID} allows rds-db:connect to every proxy of a scanned region "
+            "(dbuser:*/*); --from-registry names the registered proxies instead, within IAM's "
+            "policy size limits (10,240 bytes per role, 2,048 per user: about 100 proxies)"
+        )
     for note in plan.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-# --- Bootstrap: the I/O step ------------------------------------------------------------------
-
-
-class IAMClient(Protocol):
-    """The two calls bootstrap makes (boto3's IAM and STS clients satisfy these)."""
-
-    def put_role_policy(self, **kwargs: Any) -> Any: ...
-
-
-class STSClient(Protocol):
-    def get_caller_identity(self, **kwargs: Any) -> Any: ...
-
-
-@dataclass(frozen=True, kw_only=True)
-class Attachment:
-    """Which document goes on which role, and why."""
-
-    role_arn: str
-    role_name: str
-    policy_name: str
-    document: dict[str, Any]
-    kind: str  # "identity" (the service's own role) or "assumed-role"
-
-
-def attachment_for(
-    plan: IAMPlan, role_arn: str, *, policy_name: str = DEFAULT_POLICY_NAME
-) -> Attachment:
-    """A configured assume role gets its permissions policy; any other role is taken to be the
-    service's own identity and gets the identity policy."""
-    parts = role_arn.split(":")
-    if len(parts) != 6 or parts[2] != "iam" or not parts[5].startswith("role/"):
-        raise IAMError(f"{role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
-    role_name = parts[5].rsplit("/", 1)[-1]
-    role = plan.role(role_arn)
-    if role is not None:
-        return Attachment(
-            role_arn=role_arn,
-            role_name=role_name,
-            policy_name=policy_name,
-            document=role.permissions_policy,
-            kind="assumed-role",
-        )
-    return Attachment(
-        role_arn=role_arn,
-        role_name=role_name,
-        policy_name=policy_name,
-        document=plan.identity_policy,
-        kind="identity",
-    )
-
-
-def attach_policy(attachment: Attachment, *, iam: IAMClient, sts: STSClient) -> None:
-    """Put the inline policy on the role, in the caller's own account only."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    role_account = attachment.role_arn.split(":")[4]
-    try:
-        caller = sts.get_caller_identity()
-    except (BotoCoreError, ClientError) as exc:
-        raise IAMError(
-            f"cannot tell which account these credentials are for (sts:GetCallerIdentity: "
-            f"{exc}); check the AWS credentials and network access to STS"
-        ) from exc
-    caller_account = str(caller.get("Account", ""))
-    if caller_account != role_account:
-        raise IAMError(
-            f"the credentials are for account {caller_account}, the role is in {role_account}: "
-            f"run this with credentials of account {role_account} (IAM policies are per account)"
-        )
-    try:
-        iam.put_role_policy(
-            RoleName=attachment.role_name,
-            PolicyName=attachment.policy_name,
-            PolicyDocument=json.dumps(attachment.document),
-        )
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code == "NoSuchEntity":
-            raise IAMError(
-                f"role {attachment.role_name} does not exist in account {role_account}: create "
-                "it first (deploy/iam/ has CloudFormation templates) or fix --attach-to-role"
-            ) from exc
-        if code in {"AccessDenied", "AccessDeniedException"}:
-            raise IAMError(
-                f"not allowed to put a policy on {attachment.role_arn}: the identity running "
-                "this needs iam:PutRolePolicy on that role"
-            ) from exc
-        raise IAMError(f"iam:PutRolePolicy on {attachment.role_arn} failed: {exc}") from exc
-    except BotoCoreError as exc:
-        raise IAMError(f"iam:PutRolePolicy on {attachment.role_arn} failed: {exc}") from exc
+def _connect_resources(plan: IAMPlan) -> list[str]:
+    own = [
+        arn
+        for statement in plan.db_service_policy["Statement"]
+        if statement["Sid"] == CONNECT_SID
+        for arn in statement["Resource"]
+    ]
+    return [*own, *(arn for role in plan.roles for arn in role.connect_resources)]

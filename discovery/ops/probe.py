@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+HOSTS_FILE = Path("/etc/hosts")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,3 +76,25 @@ async def tcp_probe(
     with contextlib.suppress(OSError):
         await writer.wait_closed()
     return ProbeResult(ok=True, seconds=elapsed)
+
+
+def hosts_file_names(path: Path = HOSTS_FILE) -> frozenset[str]:
+    """The names the hosts file answers (lower case), so no DNS query is needed for them."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    names: set[str] = set()
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        names.update(name.lower().rstrip(".") for name in fields[1:])
+    return frozenset(names)
+
+
+def resolves_locally(host: str, local_names: frozenset[str]) -> bool:
+    """An IP address, or a name the hosts file has: connecting to it asks no DNS server."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host.lower().rstrip(".") in local_names
+    return True

@@ -60,7 +60,9 @@ async def fetch_scope(source: ProxySource, scope: Scope, kept: Kept | None = Non
         fetched = await source.fetch(scope)
     except FetchError as exc:
         account = exc.account_id or scope.role_account_id
-        return ScopeResult(scope=scope, ok=False, account_id=account, error=str(exc))
+        return ScopeResult(
+            scope=scope, ok=False, account_id=account, error=str(exc), error_kind=exc.kind.value
+        )
     if kept is not None:
         kept[scope] = fetched
     converted = convert_proxies(fetched.proxies, scope.matching)

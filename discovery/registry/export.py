@@ -4,6 +4,13 @@ Pure functions over `Resource` values: the CLI (`discovery registry export`) rea
 and writes what these return. Output is deterministic (name order, DESIGN §5 key order), so two
 exports of the same registry diff cleanly.
 
+What tctl reads (tool/tctl/common/resource_command.go, `Create`): a Kubernetes
+`NewYAMLOrJSONDecoder` decodes one `services.UnknownResource` object at a time until EOF. Input
+starting with `{` is read as a stream of JSON objects; anything else as YAML documents. A JSON
+array is neither (one value that is not an object) and is rejected, so the JSON export is the
+objects one after another. An input with no object is rejected too (`no resources found, empty
+input?`): an empty export is not tctl input, and the CLI says so instead of writing nothing.
+
 YAML subtlety: PyYAML speaks YAML 1.1, Teleport's decoder (Go yaml) reads some plain scalars that
 PyYAML leaves unquoted as numbers or booleans. The worst case is common: an AWS account id with
 a leading zero, `012345678901`, would reach Teleport as the number 12345678901. The dumper below
@@ -22,7 +29,7 @@ import yaml
 
 from discovery.core.model import Resource
 
-__all__ = ["export_json", "export_yaml"]
+__all__ = ["EXPORT_FORMATS", "export_json", "export_yaml", "list_json"]
 
 
 class _TeleportYAMLDumper(yaml.SafeDumper):
@@ -72,7 +79,7 @@ def export_yaml(resources: Iterable[Resource]) -> str:
     """One `db` v3 document per resource, `---` between documents, sorted by name.
 
     Block style with keys in DESIGN §5 order (kind, version, metadata, spec); lines are never
-    wrapped. An empty input gives an empty string (a valid, empty `tctl create` input).
+    wrapped. An empty input gives an empty string, which tctl rejects (see the module doc).
     """
     return yaml.dump_all(
         _documents(resources),
@@ -85,5 +92,18 @@ def export_yaml(resources: Iterable[Resource]) -> str:
 
 
 def export_json(resources: Iterable[Resource]) -> str:
-    """A JSON list of `db` v3 documents sorted by name, indented, ending with a newline."""
+    """The `db` v3 documents as concatenated JSON objects sorted by name, each indented and
+    ending with a newline: the JSON stream tctl decodes object by object (never an array)."""
+    return "".join(
+        json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        for document in _documents(resources)
+    )
+
+
+def list_json(resources: Iterable[Resource]) -> str:
+    """One JSON array of the documents sorted by name, as `tctl get db --format=json` prints
+    them (`registry list --output json`); not `tctl create` input, see `export_json`."""
     return json.dumps(_documents(resources), indent=2, ensure_ascii=False) + "\n"
+
+
+EXPORT_FORMATS = {"yaml": export_yaml, "json": export_json}

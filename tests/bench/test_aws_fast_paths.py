@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.utils import parse_timestamp
 
-from discovery.aws.clients import _parse_timestamp
+from discovery.aws.sdk_speedups import parse_aws_timestamp
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,28 @@ from discovery.aws.clients import _parse_timestamp
     ],
 )
 def test_timestamps_parse_as_botocore_parses_them(value: object) -> None:
-    fast, slow = _parse_timestamp(value), parse_timestamp(value)
+    fast, slow = parse_aws_timestamp(value), parse_timestamp(value)
     assert fast == slow
     assert fast.utcoffset() == slow.utcoffset()
     assert fast.isoformat() == slow.isoformat()  # what the credential refresh hands on
+
+
+async def test_the_cached_user_agent_is_botocores_own_for_each_set_of_features() -> None:
+    from botocore.context import start_as_current_context
+    from botocore.useragent import register_feature_id
+
+    from discovery.aws.calls import Caller
+    from discovery.aws.clients import AWSClients
+
+    async with AWSClients(caller=Caller(max_concurrency=1)) as clients:
+        rds = await clients.client("", "", "rds", "us-east-1")
+        creator = rds._client._user_agent_creator
+        uncached = type(creator).to_string
+        plain = creator.to_string()
+        assert plain == uncached(creator)
+        assert creator.to_string() is plain  # built once
+        with start_as_current_context():
+            register_feature_id("PAGINATOR")
+            featured = creator.to_string()
+            assert featured == uncached(creator)
+            assert featured != plain  # the request's features are part of the key

@@ -33,7 +33,8 @@ def test_the_medium_fleet_needs_410_calls_and_a_three_call_critical_path() -> No
         "DescribeDBProxyEndpoints": 200,  # 100 default + 100 custom endpoints: two pages
         "GetResources": 100,
     }
-    assert critical_path_calls(MEDIUM) == 3  # AssumeRole, then two endpoint pages
+    # AssumeRole, the proxy page (an empty scope stops there), then two endpoint pages
+    assert critical_path_calls(MEDIUM) == 4
     # peers: 20 rounds of 5 fetchers, each 1 + 100 + 2 calls in a row
     assert peers_bound_calls(MEDIUM) == 1 + 20 * 103
     assert peers_calls(MEDIUM)["ListTagsForResource"] == 10_000

@@ -75,6 +75,24 @@ BAD = [
         "a whole number",
         id="concurrency-bool",
     ),
+    pytest.param(
+        "aws_client: {max_concurrency: 8, max_concurrency_per_account_region: 16}",
+        "aws_client",
+        "max_concurrency_per_account_region (16) must not exceed max_concurrency (8)",
+        id="per-account-region-over-global",
+    ),
+    pytest.param(
+        "aws_client: {max_concurrency_per_account_region: 0}",
+        "aws_client.max_concurrency_per_account_region",
+        "greater than or equal to 1",
+        id="per-account-region-0",
+    ),
+    pytest.param(
+        "aws_client: {scope_deadline: 0s}",
+        "aws_client.scope_deadline",
+        "between 1s and 1h",
+        id="scope-deadline-0s",
+    ),
 ]
 
 
@@ -138,6 +156,13 @@ def test_run_refuses_a_value_the_daemon_cannot_use(
         pytest.param("safety: {max_delete_fraction: 0}", id="fraction-0"),
         pytest.param("safety: {max_delete_fraction: 1}", id="fraction-1"),
         pytest.param("aws_client: {read_timeout: 1s, connect_timeout: 1h}", id="timeouts-bounds"),
+        # A low global ceiling lowers the per-(account, region) default with it: not an error.
+        pytest.param("aws_client: {max_concurrency: 4}", id="low-ceiling-alone"),
+        pytest.param(
+            "aws_client: {max_concurrency: 300, max_concurrency_per_account_region: 300,"
+            " scope_deadline: 1h}",
+            id="scale-bounds",
+        ),
     ],
 )
 def test_validate_accepts_the_bounds(tmp_path: Path, line: str) -> None:

@@ -179,7 +179,9 @@ def test_failed_scope_is_frozen(harness: Harness) -> None:
     before = harness.registry(config)
 
     fleet = copy.deepcopy(harness.fleet)
-    fleet["accounts"][1]["regions"]["eu-west-1"]["proxies"] = []  # everything gone there...
+    # b-west-2 gone there (an empty answer makes no endpoint call: see the test below)...
+    b_west = fleet["accounts"][1]["regions"]["eu-west-1"]["proxies"]
+    fleet["accounts"][1]["regions"]["eu-west-1"]["proxies"] = b_west[:1]
     find_proxy(fleet, ACCOUNT_A, "eu-west-1", "a-west-1")["tags"] = {"env": "changed"}
     harness.update_fleet(fleet)
     # ...but the endpoints call of that scope fails: nothing there may be deleted.
@@ -213,6 +215,36 @@ def test_failed_scope_is_frozen(harness: Harness) -> None:
     for name, resource in before.items():
         if resource["spec"]["aws"]["account_id"] == ACCOUNT_B:
             assert after[name] == resource
+
+
+def test_an_empty_answer_makes_no_other_call_and_is_guarded_as_empty(harness: Harness) -> None:
+    """Issue 14: a scope whose DescribeDBProxies is empty makes no endpoint or tag call, so a
+    denied endpoint call cannot fail it; the empty-scope rule still withholds every delete."""
+    config = harness.write_config(base_config())
+    assert harness.scan(config).code == EXIT_OK
+    before = harness.registry(config)
+    fleet = copy.deepcopy(harness.fleet)
+    fleet["accounts"][1]["regions"]["eu-west-1"]["proxies"] = []  # everything gone there
+    harness.update_fleet(fleet)
+    harness.emulator.set_faults(
+        [
+            {
+                "account": ACCOUNT_B,
+                "region": "eu-west-1",
+                "operation": "DescribeDBProxyEndpoints",
+                "code": "AccessDenied",
+                "status": 403,
+            }
+        ]
+    )
+    result = harness.scan(config)
+    assert result.code == EXIT_GUARD, result.stderr
+    doc = result.json()
+    assert [s for s in doc["scopes"] if s["status"] == "failed"] == []
+    assert doc["plan"]["delete"] == []
+    assert len(doc["withheld"]) == 4
+    assert all(w["reason"].startswith("empty scope: ") for w in doc["withheld"])
+    assert harness.registry(config) == before
 
     harness.emulator.set_faults([])
     # Recovered, the scope answers empty while 4 of its resources are registered: the

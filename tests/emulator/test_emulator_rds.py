@@ -117,7 +117,14 @@ def test_proxy_fields(emulator: EmulatorThread, client: Callable[..., Any]) -> N
     assert p["Endpoint"] == "custom.example.com"
     assert p["DebugLogging"] is True
     assert "IdleClientTimeout" not in p
-    assert p["Auth"] == []
+    # One secret-based auth entry; IAM authentication REQUIRED unless the fleet says otherwise.
+    assert p["Auth"] == [
+        {
+            "AuthScheme": "SECRETS",
+            "SecretArn": "arn:aws:secretsmanager:us-east-1:111111111111:secret:pg-main",
+            "IAMAuth": "REQUIRED",
+        }
+    ]
     for key in ("VpcSecurityGroupIds", "VpcSubnetIds", "RoleArn", "CreatedDate", "UpdatedDate"):
         assert key in b
     assert b["RequireTLS"] is True

@@ -56,8 +56,8 @@ def _as_a_process(env: Mapping[str, str], cwd: Path) -> Iterator[tuple[io.String
     saved_cwd = Path.cwd()
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
-    # main's logging.basicConfig must install its own handler on the captured stderr, as in a
-    # fresh process; pytest's capture handlers come back afterwards.
+    # main's logging setup (configure_logging) must install its own handler on the captured
+    # stderr, as in a fresh process; pytest's capture handlers come back afterwards.
     root.handlers.clear()
     out, err = io.StringIO(), io.StringIO()
     os.environ.clear()

@@ -156,7 +156,7 @@ def test_checks_run_in_order_and_a_closed_port_fails(
 ) -> None:
     probe = Remap(endpoints(listening, closed_port))
     checks = doctor(config(), probe)
-    stages = ["credentials", "assume-role", "rds", "require-tls", "tcp"]
+    stages = ["credentials", "assume-role", "rds", "require-tls", "iam-auth", "tcp"]
     order = [stages.index("rds" if c.check == "tags" else c.check) for c in checks]
     assert order == sorted(order)  # in order: a scope's tags line follows its rds line
 
@@ -552,7 +552,8 @@ def test_cli_prints_one_line_per_check_and_exits_0(
     assert any(line.startswith("warn  require-tls plain-pg in us-east-1: ") for line in lines)
     assert any(line.startswith("      fix: Teleport only connects over TLS") for line in lines)
     assert lines[-2] == "skip  tcp         5 endpoints: skipped (--no-tcp)"
-    assert lines[-1] == "doctor: 11 ok, 1 warning(s), 0 failed, 1 skipped"
+    # 3 more ok lines than before the iam-auth check: one per scope (all proxies require it)
+    assert lines[-1] == "doctor: 14 ok, 1 warning(s), 0 failed, 1 skipped"
 
 
 def test_cli_exits_non_zero_with_the_fix_when_a_check_fails(

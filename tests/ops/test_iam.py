@@ -23,16 +23,16 @@ from discovery.ops.iam import (
     PRINCIPAL_PLACEHOLDER,
     READ_ACTIONS,
     IAMError,
-    attach_policy,
-    attachment_for,
     iam_plan,
 )
+from discovery.ops.iam_bootstrap import attach_policy, attachment_for
 
 from .conftest import DEPLOY
 
 ROLE_A = "arn:aws:iam::111111111111:role/discovery"
 ROLE_B = "arn:aws:iam::222222222222:role/team/discovery-b"
 SERVICE = "arn:aws:iam::000000000000:role/discovery-service"
+DB_SERVICE = "arn:aws:iam::000000000000:role/teleport-db-service"
 MOTO_ACCOUNT = "123456789012"  # moto's default account
 
 
@@ -58,6 +58,7 @@ def test_identity_policy_assumes_exactly_the_configured_roles() -> None:
             {"types": ["rdsproxy"], "regions": ["eu-west-1"], "assume_role_arn": ROLE_A},
         ),
         principal=SERVICE,
+        db_service_principal=DB_SERVICE,
     )
     identity = statements(plan.identity_policy)
     # no matcher uses the service's own credentials: no read permissions for it
@@ -197,7 +198,8 @@ def test_bootstrap_puts_the_identity_policy_on_the_service_role(
     if isinstance(document, str):
         document = json.loads(document)
     sids = {s["Sid"] for s in document["Statement"]}
-    assert sids == {"RDSProxyDiscoveryRead"}
+    # read for discovery, and rds-db:connect: the role is registered as the connection role
+    assert sids == {"RDSProxyDiscoveryRead", "TeleportDatabaseConnect"}
 
 
 def test_bootstrap_refuses_a_role_in_another_account(
@@ -326,7 +328,11 @@ def test_an_organization_matcher_lists_the_organization_and_assumes_every_member
 
 def test_an_organization_role_gets_the_listing_instead_of_the_identity() -> None:
     reader = "arn:aws:iam::999999999999:role/org-reader"
-    plan = iam_plan(config({**ORG_MATCHER, "organization_role_arn": reader}), principal=SERVICE)
+    plan = iam_plan(
+        config({**ORG_MATCHER, "organization_role_arn": reader}),
+        principal=SERVICE,
+        db_service_principal=DB_SERVICE,
+    )
     identity = statements(plan.identity_policy)
     assert "RDSProxyDiscoveryListOrganization" not in identity
     assert identity["RDSProxyDiscoveryAssumeRoles"]["Resource"] == [MEMBER, reader]

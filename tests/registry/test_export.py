@@ -128,17 +128,56 @@ def test_yaml_round_trips_any_labels_and_never_leaves_a_go_yaml_trap(
     assert [s for s in _plain_scalars(text) if _GO_NON_STRING.match(s)] == []
 
 
-def test_json_is_a_list_of_the_documents_in_name_order() -> None:
+def tctl_decode(text: str) -> list[dict[str, object]]:
+    """What tctl's `create` reads from `text`, as Teleport's source does it.
+
+    tool/tctl/common/resource_command.go decodes with Kubernetes' NewYAMLOrJSONDecoder into one
+    `services.UnknownResource` (a JSON object) per Decode call until EOF, and fails on zero
+    objects. The decoder takes input whose first non-blank character is `{` as a JSON stream
+    (Go's json.Decoder: values one after another), anything else as YAML documents.
+    """
+    if not text.lstrip().startswith("{"):
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    else:
+        decoder, docs, at = json.JSONDecoder(), [], 0
+        while text[at:].strip():
+            at += len(text[at:]) - len(text[at:].lstrip())
+            value, at = decoder.raw_decode(text, at)
+            docs.append(value)
+    if not docs:
+        raise ValueError("no resources found, empty input?")
+    for doc in docs:
+        if not isinstance(doc, dict):
+            raise ValueError(f"cannot unmarshal {type(doc).__name__} into UnknownResource")
+    return docs
+
+
+def test_json_is_a_stream_of_the_documents_in_name_order_that_tctl_reads() -> None:
     text = export_json(RESOURCES)
 
-    loaded = json.loads(text)
-    assert loaded == [r.to_dict() for r in IN_NAME_ORDER]
-    assert [list(doc) for doc in loaded] == [["kind", "version", "metadata", "spec"]] * 3
-    assert text.endswith("]\n")
+    assert tctl_decode(text) == [r.to_dict() for r in IN_NAME_ORDER]
+    assert [list(doc) for doc in tctl_decode(text)] == [["kind", "version", "metadata", "spec"]] * 3
+    assert text.startswith("{") and text.endswith("}\n")
+    assert text.count('\n{\n  "kind": "db"') == 2  # one object per resource, not a list
 
 
-def test_json_of_nothing_is_an_empty_list() -> None:
-    assert json.loads(export_json([])) == []
+def test_a_json_list_is_what_tctl_rejects() -> None:
+    # The model above agrees with tctl on the old export (a list) and on an empty input.
+    as_list = json.dumps([r.to_dict() for r in IN_NAME_ORDER])
+    with pytest.raises(ValueError, match="UnknownResource"):
+        tctl_decode(as_list)
+    with pytest.raises(ValueError, match="empty input"):
+        tctl_decode(export_json([]))
+    with pytest.raises(ValueError, match="empty input"):
+        tctl_decode(export_yaml([]))
+
+
+def test_json_of_nothing_is_empty_text() -> None:
+    assert export_json([]) == ""
+
+
+def test_yaml_is_read_by_tctl_as_the_same_documents() -> None:
+    assert tctl_decode(export_yaml(RESOURCES)) == [r.to_dict() for r in IN_NAME_ORDER]
 
 
 def test_json_keeps_unicode_readable() -> None:
