@@ -205,7 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_emulator)
 
     p = sub.add_parser("demo", help="offline demo against the bundled emulator and sample fleet")
-    p.add_argument("--workdir", default=None, help="keep the demo's files here (default: temp)")
+    p.add_argument(
+        "--workdir",
+        default=None,
+        help="keep the demo's files here (default: a temporary folder, removed)",
+    )
+    p.add_argument(
+        "--port", type=int, default=0, help="the bundled emulator's port (default: any free one)"
+    )
     p.add_argument(
         "--teleport",
         action="store_true",

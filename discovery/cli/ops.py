@@ -134,4 +134,4 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from discovery.demo.story import run_demo
 
-    return run_demo(workdir=args.workdir, stdout=sys.stdout, teleport=args.teleport)
+    return run_demo(workdir=args.workdir, stdout=sys.stdout, teleport=args.teleport, port=args.port)

@@ -24,8 +24,9 @@ from discovery.core.plan import (
 )
 from discovery.core.scopes import expand_scopes, needs_listings
 from discovery.core.summary import CycleReport
+from discovery.output.blocks import terminal_console
 from discovery.output.progress import Progress
-from discovery.output.report import render_json, render_text, render_yaml
+from discovery.output.report import render_json, render_rich, render_text, render_yaml
 from discovery.registry.sqlite_leader import RegistryLocked
 from discovery.wiring import load_config, read_config
 
@@ -61,21 +62,23 @@ def cmd_scan(args: argparse.Namespace) -> int:
     config = load_config(config_path)
     scopes = expand_scopes(config)
     # Organization and ["*"] matchers expand at scan time, from AWS's listings: the total is
-    # not known in advance, so no counter is shown for them.
-    total = 0 if needs_listings(config) else len(scopes)
+    # not known in advance, so the counter shows "N/?" for them.
+    open_ended = needs_listings(config)
+    progress = Progress(() if open_ended else scopes, sys.stderr, open_ended=open_ended)
     try:
-        report = asyncio.run(
-            wiring.scan(
-                config,
-                config_path,
-                dry_run=args.dry_run,
-                force=args.force,
-                accept_config_change=args.accept_config_change,
-                scopes=scopes,
-                on_scope=Progress(total, sys.stderr),
-                before_commit=args.before_commit,
+        with progress:
+            report = asyncio.run(
+                wiring.scan(
+                    config,
+                    config_path,
+                    dry_run=args.dry_run,
+                    force=args.force,
+                    accept_config_change=args.accept_config_change,
+                    scopes=scopes,
+                    on_scope=progress,
+                    before_commit=args.before_commit,
+                )
             )
-        )
     except RegistryLocked as exc:  # another process writes this file: one line, exit 1
         print(f"discovery: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
@@ -83,7 +86,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if outage:  # one line, not a row per scope saying the same thing
         print(f"discovery: {outage}", file=sys.stderr)
         return EXIT_RUNTIME
-    sys.stdout.write(render(report, args.output))
+    if args.output == "text" and sys.stdout.isatty():
+        # A person reads it: tables fit the terminal, with colour (none with NO_COLOR).
+        render_rich(report, terminal_console())
+    else:
+        sys.stdout.write(render(report, args.output))
     for w in report.plan.withheld:
         if w.code in (
             REASON_NAME_COLLISION,

@@ -37,7 +37,7 @@ class GuardedRegistry:
     An apply, once handed to the backend, is shielded from cancellation: stopping the daemon
     cancels a cycle's fetches at once but never abandons a transaction half-way, and `drain()`
     waits for it to commit or roll back. Every call also records whether the registry answered,
-    for `/readyz` and `discovery_registry_up`.
+    for `/readyz` and `rdsproxy_discovery_registry_up`.
     """
 
     def __init__(self, inner: Registry) -> None:

@@ -43,7 +43,7 @@ class CycleOutcome:
     cycle_id: str
     started_at: float
     finished_at: float
-    result: str  # ok | partial | error | fenced (see discovery_cycles_total)
+    result: str  # ok | partial | error | fenced (see rdsproxy_discovery_cycles_total)
     error: str
     report: CycleReport | None  # None when the cycle stopped before its plan was applied
     summary: CycleSummary

@@ -16,9 +16,10 @@ import copy
 import json
 import os
 import shlex
+import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,8 +32,9 @@ from discovery.core.model import StoredResource, is_owned
 from discovery.core.scopes import expand_scopes
 from discovery.core.summary import CycleReport
 from discovery.demo import tctl_standin
+from discovery.output.blocks import Block, Line, plain, rich_print, terminal_console
 from discovery.output.progress import Progress
-from discovery.output.report import render_text
+from discovery.output.report import brief_blocks
 from discovery.wiring import load_config
 
 HERE = Path(__file__).resolve().parent
@@ -109,13 +111,33 @@ def _expect(condition: bool, what: str) -> None:
         raise DemoFailed(what)
 
 
-def run_demo(*, workdir: str | None, stdout: TextIO, teleport: bool = False) -> int:
+def run_demo(*, workdir: str | None, stdout: TextIO, teleport: bool = False, port: int = 0) -> int:
+    """The demo in `workdir` (kept), or in a temporary folder removed at the end."""
+    base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="discovery-demo-"))
     try:
-        _story(workdir=workdir, stdout=stdout, teleport=teleport)
+        _story(base=base, keep=workdir is not None, stdout=stdout, teleport=teleport, port=port)
     except DemoFailed as exc:
         stdout.write(f"\nDEMO FAILED: expected that {exc}\n")
         return 1
+    finally:
+        if workdir is None:
+            shutil.rmtree(base, ignore_errors=True)
     return 0
+
+
+def discovery_command() -> str:
+    """How a person here runs `discovery`: by name when it is on PATH, else the venv's script
+    (relative to the current folder when under it, e.g. `.venv/bin/discovery`)."""
+    script = Path(sys.executable).parent / "discovery"
+    if not script.exists():
+        return f"{shlex.quote(sys.executable)} -m discovery"
+    found = shutil.which("discovery")
+    if found and Path(found).resolve() == script.resolve():
+        return "discovery"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return shlex.quote(str(script))
 
 
 def _install_standin(base: Path) -> Path:
@@ -137,14 +159,20 @@ def _tctl_writes(state: Path) -> list[list[str]]:
     return [c for c in calls if c and c[0] in ("create", "rm")]
 
 
-def _story(*, workdir: str | None, stdout: TextIO, teleport: bool = False) -> None:
+def _story(*, base: Path, keep: bool, stdout: TextIO, teleport: bool, port: int) -> None:
     from discovery.emulator import EmulatorThread, load_fleet
 
     def say(text: str = "") -> None:
         stdout.write(text + "\n")
         stdout.flush()
 
-    base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="discovery-demo-"))
+    def show(blocks: list[Block]) -> None:
+        if stdout.isatty():
+            rich_print(blocks, terminal_console(stdout))
+        else:
+            stdout.write(plain(blocks))
+        stdout.flush()
+
     base.mkdir(parents=True, exist_ok=True)
     config_path = base / "discovery.yaml"
     config_path.write_text(CONFIG.read_text())
@@ -160,25 +188,25 @@ def _story(*, workdir: str | None, stdout: TextIO, teleport: bool = False) -> No
     fleet_doc = yaml.safe_load(FLEET.read_text())
     fleet = load_fleet(FLEET)
 
-    def step(title: str, *, dry_run: bool = False) -> CycleReport:
+    def step(title: str, *, dry_run: bool = False, sample: int = 3) -> CycleReport:
         say("")
-        say("=" * 78)
-        say(title)
-        say("=" * 78)
-        report = asyncio.run(
-            wiring.scan(
-                config,
-                config_path,
-                dry_run=dry_run,
-                force=False,
-                scopes=scopes,
-                on_scope=Progress(len(scopes), stdout),
+        show([Line(f"── {title}", "title")])
+        progress = Progress(scopes, stdout)
+        with progress:
+            report = asyncio.run(
+                wiring.scan(
+                    config,
+                    config_path,
+                    dry_run=dry_run,
+                    force=False,
+                    scopes=scopes,
+                    on_scope=progress,
+                )
             )
-        )
-        say(render_text(report))
+        show(brief_blocks(report, sample=sample))
         return report
 
-    with EmulatorThread(fleet) as emulator, _offline_aws_env(emulator.url):
+    with EmulatorThread(fleet, port=port) as emulator, _offline_aws_env(emulator.url):
         say("rdsproxy discovery demo")
         say(f"  AWS emulator:  {emulator.url} (bundled sample fleet, {fleet.proxy_count} proxies)")
         say(f"  config:        {config_path}")
@@ -222,7 +250,7 @@ def _story(*, workdir: str | None, stdout: TextIO, teleport: bool = False) -> No
         say(f"  - proxy {changed!r} (111111111111, us-east-1): tag team=payments-platform")
         say(f"  - proxy {deleted!r} (111111111111, eu-west-1): deleted")
         say(f"  - {DENIED_ACCOUNT} {DENIED_REGION}: rds:DescribeDBProxies now AccessDenied")
-        after = step("4. Scan after the changes")
+        after = step("4. Scan after the changes", sample=10)
 
         updated = {u.after.aws.rdsproxy_name for u in after.plan.update}
         removed = {s.resource.aws.rdsproxy_name for s in after.plan.delete}
@@ -258,13 +286,28 @@ def _story(*, workdir: str | None, stdout: TextIO, teleport: bool = False) -> No
             removes = sum(1 for c in writes if c[0] == "rm")
             say(f"  - tctl wrote with {creates} `tctl create` call(s) and {removes} `tctl rm`")
         say("")
-        say(f"Try: discovery registry list --config {config_path}")
-        say(f"     discovery registry export --config {config_path}")
-        say(f"     discovery emulator --fleet {FLEET} --port 4566   # in another terminal, then:")
-        say(
-            "     AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=x "
-            f"AWS_SECRET_ACCESS_KEY=x discovery scan --dry-run --config {config_path}"
-        )
+        _try_lines(say, base=base, keep=keep, teleport=teleport)
+
+
+def _try_lines(say: Callable[[str], None], *, base: Path, keep: bool, teleport: bool) -> None:
+    """What to run next; every command works as printed, in the order printed."""
+    exe = discovery_command()
+    config = shlex.quote(str(base / "discovery.yaml"))
+    if not keep:
+        say(f"(the demo's files were removed; to keep them: {exe} demo --workdir discovery-demo)")
+        config = "discovery-demo/discovery.yaml"
+        say(f"Try: {exe} demo --workdir discovery-demo{' --teleport' if teleport else ''}")
+        say(f"     {exe} registry list --config {config}")
+    else:
+        say(f"Try: {exe} registry list --config {config}")
+    say(f"     {exe} registry export --config {config}")
+    say(
+        f"     {exe} emulator --fleet {shlex.quote(str(FLEET))} --port 4566   # in another terminal"
+    )
+    say(
+        "     AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=x "
+        f"AWS_SECRET_ACCESS_KEY=x {exe} scan --dry-run --config {config}"
+    )
 
 
 async def _stored(config: Config, config_path: Path) -> list[StoredResource]:

@@ -19,7 +19,17 @@ import platform
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Metric
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    Metric,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
@@ -73,13 +83,20 @@ class Metrics:
 
     def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry if registry is not None else CollectorRegistry()
+        # The standard process_* (CPU, memory, fds), python_info and python_gc_* series, on our
+        # own registry (the global default one is never exposed).
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.build_info = Info(
-            "discovery_build", "Version of the discovery service and of Python.", registry=r
+            "rdsproxy_discovery_build",
+            "Version of the discovery service and of Python.",
+            registry=r,
         )
         self.build_info.info({"version": __version__, "python": platform.python_version()})
 
         self.cycles = Counter(
-            "discovery_cycles",
+            "rdsproxy_discovery_cycles",
             "Cycles run, by result: ok (every scope answered), partial (some scopes failed and "
             "were left frozen, the rest applied), error (stopped before the apply finished: "
             "registry unreachable, a concurrent writer, a bug; nothing written, or with the "
@@ -89,107 +106,107 @@ class Metrics:
             registry=r,
         )
         self.cycles_skipped = Counter(
-            "discovery_cycles_skipped",
+            "rdsproxy_discovery_cycles_skipped",
             "Scheduled cycles skipped because the previous cycle was still running.",
             registry=r,
         )
         self.cycle_duration = Histogram(
-            "discovery_cycle_duration_seconds",
+            "rdsproxy_discovery_cycle_duration_seconds",
             "Wall time of a cycle, from the first AWS call to the end of the apply.",
             buckets=DURATION_BUCKETS,
             registry=r,
         )
         self.last_success = Gauge(
-            "discovery_last_success_timestamp_seconds",
+            "rdsproxy_discovery_last_success_timestamp_seconds",
             "Unix time at which the last cycle with result ok or partial finished.",
             registry=r,
         )
         self.poll_interval = Gauge(
-            "discovery_poll_interval_seconds",
+            "rdsproxy_discovery_poll_interval_seconds",
             "The configured poll_interval (jitter comes on top).",
             registry=r,
         )
         self.scope_up = Gauge(
-            "discovery_scope_up",
+            "rdsproxy_discovery_scope_up",
             "1 if every scope of this account and region answered in the last cycle, 0 if one "
             "failed (its resources are left frozen).",
             ["account", "region"],
             registry=r,
         )
         self.scope_last_success = Gauge(
-            "discovery_scope_last_success_timestamp_seconds",
+            "rdsproxy_discovery_scope_last_success_timestamp_seconds",
             "Unix time of the last successful fetch of this account and region.",
             ["account", "region"],
             registry=r,
         )
         self.discovered = Gauge(
-            "discovery_resources_discovered",
+            "rdsproxy_discovery_resources_discovered",
             "Resources the last cycle discovered in this account and region (after filtering).",
             ["account", "region"],
             registry=r,
         )
         self.owned = Gauge(
-            "discovery_owned_resources",
+            "rdsproxy_discovery_owned_resources",
             "Resources in the registry owned by this discovery group, after the last cycle.",
             registry=r,
         )
         self.changes_applied = Counter(
-            "discovery_changes_applied",
+            "rdsproxy_discovery_changes_applied",
             "Changes written to the registry, by action (create, update, delete).",
             ["action"],
             registry=r,
         )
         self.changes_withheld = Gauge(
-            "discovery_changes_withheld",
+            "rdsproxy_discovery_changes_withheld",
             "Changes the last cycle held back, by reason code (scope-failed, conflict, "
             "duplicate, policy, delete-guard, name-collision, empty-scope, unconfirmed).",
             ["reason"],
             registry=r,
         )
         self.skipped = Gauge(
-            "discovery_skipped_items",
+            "rdsproxy_discovery_skipped_items",
             "Proxies, endpoints and tags the last cycle skipped, by reason code.",
             ["reason"],
             registry=r,
         )
         self.conflicts = Gauge(
-            "discovery_conflicts",
+            "rdsproxy_discovery_conflicts",
             "Discovered names held in the registry by a resource we do not own (last cycle).",
             registry=r,
         )
         self.aws_calls = Counter(
-            "discovery_aws_calls",
+            "rdsproxy_discovery_aws_calls",
             "AWS API calls, by operation and outcome (ok, error, denied, throttled, not-found), "
             "counted once per call after botocore's retries.",
             ["operation", "outcome"],
             registry=r,
         )
         self.aws_retries = Counter(
-            "discovery_aws_retries",
+            "rdsproxy_discovery_aws_retries",
             "Retries botocore made inside AWS calls, by operation.",
             ["operation"],
             registry=r,
         )
         self.aws_throttled = Counter(
-            "discovery_aws_throttled",
+            "rdsproxy_discovery_aws_throttled",
             "AWS responses that were throttling errors, by operation; every attempt counts, "
             "including the ones botocore retried successfully.",
             ["operation"],
             registry=r,
         )
         self.registry_up = Gauge(
-            "discovery_registry_up",
+            "rdsproxy_discovery_registry_up",
             "1 if the last registry read or write succeeded, 0 if the registry was unreachable.",
             registry=r,
         )
         self.leader = Gauge(
-            "discovery_leader",
+            "rdsproxy_discovery_leader",
             "1 if this replica is the leader of its discovery group and runs the cycles, 0 if "
             "it follows (another replica holds the leader lock, or the lock cannot be reached).",
             registry=r,
         )
         self.config_reloads = Counter(
-            "discovery_config_reloads",
+            "rdsproxy_discovery_config_reloads",
             "Config reloads on SIGHUP, by result (ok, rejected).",
             ["result"],
             registry=r,

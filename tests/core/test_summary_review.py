@@ -50,7 +50,9 @@ def test_an_empty_scope_and_a_collision_are_both_counted_in_the_metrics() -> Non
     metrics.observe_summary(summarize(report))
 
     def withheld(reason: str) -> float | None:
-        return metrics.registry.get_sample_value("discovery_changes_withheld", {"reason": reason})
+        return metrics.registry.get_sample_value(
+            "rdsproxy_discovery_changes_withheld", {"reason": reason}
+        )
 
     assert withheld("name-collision") == 1
     assert withheld("empty-scope") == 4

@@ -55,12 +55,18 @@ def test_a_throttled_attempt_is_counted_even_when_the_retry_succeeds(
         ),
     )
     value = metrics.registry.get_sample_value
-    assert value("discovery_aws_throttled_total", {"operation": "DescribeDBProxies"}) == 1
-    assert value("discovery_aws_retries_total", {"operation": "DescribeDBProxies"}) == 1
+    assert value("rdsproxy_discovery_aws_throttled_total", {"operation": "DescribeDBProxies"}) == 1
+    assert value("rdsproxy_discovery_aws_retries_total", {"operation": "DescribeDBProxies"}) == 1
     ok = {"operation": "DescribeDBProxies", "outcome": "ok"}
-    assert value("discovery_aws_calls_total", ok) == 1
-    assert value("discovery_aws_throttled_total", {"operation": "DescribeDBProxyEndpoints"}) == 0
-    assert value("discovery_aws_calls_total", {"operation": "AssumeRole", "outcome": "ok"}) == 1
+    assert value("rdsproxy_discovery_aws_calls_total", ok) == 1
+    assert (
+        value("rdsproxy_discovery_aws_throttled_total", {"operation": "DescribeDBProxyEndpoints"})
+        == 0
+    )
+    assert (
+        value("rdsproxy_discovery_aws_calls_total", {"operation": "AssumeRole", "outcome": "ok"})
+        == 1
+    )
 
 
 def test_a_denied_call_is_counted_as_denied(emulator: EmulatorThread, aws_env: None) -> None:
@@ -77,5 +83,10 @@ def test_a_denied_call_is_counted_as_denied(emulator: EmulatorThread, aws_env: N
             ),
         )
     value = metrics.registry.get_sample_value
-    assert value("discovery_aws_calls_total", {"operation": "AssumeRole", "outcome": "denied"}) == 1
-    assert value("discovery_aws_throttled_total", {"operation": "AssumeRole"}) == 0
+    assert (
+        value(
+            "rdsproxy_discovery_aws_calls_total", {"operation": "AssumeRole", "outcome": "denied"}
+        )
+        == 1
+    )
+    assert value("rdsproxy_discovery_aws_throttled_total", {"operation": "AssumeRole"}) == 0

@@ -79,7 +79,7 @@ def test_a_reload_dropping_a_region_withholds_its_deletes_until_the_operator_acc
     )
     assert status["last_cycle"]["withheld_by_reason"]["config-change"] == 8
     assert {w["name"] for w in status["last_cycle"]["withheld"]} == west
-    assert daemon.scrape().value("discovery_changes_withheld", reason="config-change") == 8
+    assert daemon.scrape().value("rdsproxy_discovery_changes_withheld", reason="config-change") == 8
     daemon.wait_cycles(1)
     assert set(daemon.registry()) == everything
     assert "withheld [config-change]" in daemon.log()

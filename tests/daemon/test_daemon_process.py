@@ -90,27 +90,37 @@ def test_becomes_ready_and_serves_metrics_status_and_health(
     assert code == 200 and content_type.startswith("text/plain")
     promtool_check(exposition)
     metrics = daemon.scrape()
-    assert metrics.value("discovery_cycles_total", result="ok") >= 1
-    assert metrics.value("discovery_cycles_total", result="error") == 0
-    assert metrics.value("discovery_changes_applied_total", action="create") == len(expected)
-    assert metrics.value("discovery_owned_resources") == len(expected)
-    assert metrics.value("discovery_registry_up") == 1
-    assert metrics.value("discovery_leader") == 1
-    assert metrics.value("discovery_cycles_total", result="fenced") == 0
-    assert metrics.value("discovery_poll_interval_seconds") == INTERVAL_S
-    assert metrics.value("discovery_last_success_timestamp_seconds") > time.time() - 600
-    assert metrics.value("discovery_build_info", version="0.1.0") == 1
-    assert metrics.value("discovery_cycle_duration_seconds_count") >= 1
+    assert metrics.value("rdsproxy_discovery_cycles_total", result="ok") >= 1
+    assert metrics.value("rdsproxy_discovery_cycles_total", result="error") == 0
+    assert metrics.value("rdsproxy_discovery_changes_applied_total", action="create") == len(
+        expected
+    )
+    assert metrics.value("rdsproxy_discovery_owned_resources") == len(expected)
+    assert metrics.value("rdsproxy_discovery_registry_up") == 1
+    assert metrics.value("rdsproxy_discovery_leader") == 1
+    assert metrics.value("rdsproxy_discovery_cycles_total", result="fenced") == 0
+    assert metrics.value("rdsproxy_discovery_poll_interval_seconds") == INTERVAL_S
+    assert metrics.value("rdsproxy_discovery_last_success_timestamp_seconds") > time.time() - 600
+    assert metrics.value("rdsproxy_discovery_build_info", version="0.1.0") == 1
+    assert metrics.value("rdsproxy_discovery_cycle_duration_seconds_count") >= 1
     for account in (ACCOUNT_A, ACCOUNT_B):
         for region in REGIONS:
-            assert metrics.value("discovery_scope_up", account=account, region=region) == 1
+            assert metrics.value("rdsproxy_discovery_scope_up", account=account, region=region) == 1
             assert (
-                metrics.value("discovery_resources_discovered", account=account, region=region)
+                metrics.value(
+                    "rdsproxy_discovery_resources_discovered", account=account, region=region
+                )
                 == len(expected) / 4
             )
-    assert metrics.value("discovery_aws_calls_total", operation="AssumeRole", outcome="ok") == 2
     assert (
-        metrics.value("discovery_aws_calls_total", operation="DescribeDBProxies", outcome="ok") >= 4
+        metrics.value("rdsproxy_discovery_aws_calls_total", operation="AssumeRole", outcome="ok")
+        == 2
+    )
+    assert (
+        metrics.value(
+            "rdsproxy_discovery_aws_calls_total", operation="DescribeDBProxies", outcome="ok"
+        )
+        >= 4
     )
     # Low cardinality: no label value anywhere is a resource (or proxy) name.
     proxies = {
@@ -152,12 +162,12 @@ def test_fleet_change_reaches_the_registry_within_one_interval(
     after = daemon.scrape()
 
     def applied(metrics: Any, action: str) -> float:
-        return float(metrics.value("discovery_changes_applied_total", action=action))
+        return float(metrics.value("rdsproxy_discovery_changes_applied_total", action=action))
 
     assert applied(after, "create") - applied(before, "create") == 2  # proxy + its endpoint
     assert applied(after, "update") - applied(before, "update") == 2  # labels of both
     assert applied(after, "delete") - applied(before, "delete") == 2
-    assert after.value("discovery_owned_resources") == len(fleet_names(fleet))
+    assert after.value("rdsproxy_discovery_owned_resources") == len(fleet_names(fleet))
     assert "updated a-west-1-rdsproxy-eu-west-1-111111111111" in daemon.log()
 
 
@@ -169,7 +179,7 @@ def test_readyz_waits_for_the_first_cycle_and_follows_the_registry(
     workdir = daemon.workdir
 
     def errors() -> float | None:
-        value = daemon.scrape().value("discovery_cycles_total", result="error")
+        value = daemon.scrape().value("rdsproxy_discovery_cycles_total", result="error")
         return value if value >= 1 else None
 
     wait_until(errors, timeout=20, what="a cycle to fail at the registry")
@@ -181,8 +191,8 @@ def test_readyz_waits_for_the_first_cycle_and_follows_the_registry(
     assert status["last_cycle"]["result"] == "error"
     assert status["cycles"]["completed"] == 0
     metrics = daemon.scrape()
-    assert metrics.value("discovery_registry_up") == 0
-    assert metrics.value("discovery_cycles_total", result="ok") == 0
+    assert metrics.value("rdsproxy_discovery_registry_up") == 0
+    assert metrics.value("rdsproxy_discovery_cycles_total", result="ok") == 0
 
     (workdir / "reg").mkdir()
     daemon.wait_ready(timeout=6 * INTERVAL_S + 10)
@@ -195,11 +205,11 @@ def test_readyz_waits_for_the_first_cycle_and_follows_the_registry(
 
     wait_until(unready, timeout=6 * INTERVAL_S + 10, what="/readyz to turn 503 again")
     assert daemon.get("/healthz")[0] == 200
-    assert daemon.scrape().value("discovery_registry_up") == 0
+    assert daemon.scrape().value("rdsproxy_discovery_registry_up") == 0
 
     (workdir / "reg-away").rename(workdir / "reg")
     daemon.wait_ready(timeout=6 * INTERVAL_S + 10)
-    assert daemon.scrape().value("discovery_registry_up") == 1
+    assert daemon.scrape().value("rdsproxy_discovery_registry_up") == 1
 
 
 def test_denied_region_is_down_keeps_its_resources_and_recovers(
@@ -233,24 +243,33 @@ def test_denied_region_is_down_keeps_its_resources_and_recovers(
     def down() -> Any:
         daemon.assert_running()
         metrics = daemon.scrape()
-        up = metrics.get("discovery_scope_up", account=ACCOUNT_B, region="eu-west-1")
+        up = metrics.get("rdsproxy_discovery_scope_up", account=ACCOUNT_B, region="eu-west-1")
         return metrics if up == 0 else None
 
     metrics = wait_until(down, timeout=6 * INTERVAL_S + 10, what="B/eu-west-1 to be down")
     for account in (ACCOUNT_A, ACCOUNT_B):
         for region in REGIONS:
             if (account, region) != (ACCOUNT_B, "eu-west-1"):
-                assert metrics.value("discovery_scope_up", account=account, region=region) == 1
+                assert (
+                    metrics.value("rdsproxy_discovery_scope_up", account=account, region=region)
+                    == 1
+                )
     # A failed scope desires nothing, so each of its resources is a delete, withheld.
     frozen = {n for n in fleet_names(base_fleet()) if n.endswith(f"-eu-west-1-{ACCOUNT_B}")}
-    assert metrics.value("discovery_changes_withheld", reason="scope-failed") == len(frozen)
-    assert metrics.value("discovery_cycles_total", result="partial") >= 1
+    assert metrics.value("rdsproxy_discovery_changes_withheld", reason="scope-failed") == len(
+        frozen
+    )
+    assert metrics.value("rdsproxy_discovery_cycles_total", result="partial") >= 1
     assert (
-        metrics.value("discovery_aws_calls_total", operation="DescribeDBProxies", outcome="denied")
+        metrics.value(
+            "rdsproxy_discovery_aws_calls_total", operation="DescribeDBProxies", outcome="denied"
+        )
         >= 1
     )
     assert metrics.get(
-        "discovery_scope_last_success_timestamp_seconds", account=ACCOUNT_B, region="eu-west-1"
+        "rdsproxy_discovery_scope_last_success_timestamp_seconds",
+        account=ACCOUNT_B,
+        region="eu-west-1",
     )
 
     status = daemon.status()
@@ -272,7 +291,9 @@ def test_denied_region_is_down_keeps_its_resources_and_recovers(
 
     def recovered() -> bool:
         daemon.assert_running()
-        up = daemon.scrape().get("discovery_scope_up", account=ACCOUNT_B, region="eu-west-1")
+        up = daemon.scrape().get(
+            "rdsproxy_discovery_scope_up", account=ACCOUNT_B, region="eu-west-1"
+        )
         return up == 1 and not (gone & set(daemon.registry()))
 
     wait_until(recovered, timeout=6 * INTERVAL_S + 10, what="B/eu-west-1 to recover")
@@ -361,11 +382,13 @@ def test_sighup_rejects_a_broken_config_and_applies_a_good_one(
         daemon.assert_running()
         metrics = daemon.scrape()
         return (
-            metrics if metrics.value("discovery_config_reloads_total", result="rejected") else None
+            metrics
+            if metrics.value("rdsproxy_discovery_config_reloads_total", result="rejected")
+            else None
         )
 
     metrics = wait_until(rejected, timeout=20, what="the broken config to be rejected")
-    assert metrics.value("discovery_config_reloads_total", result="ok") == 0
+    assert metrics.value("rdsproxy_discovery_config_reloads_total", result="ok") == 0
     log = daemon.log()
     assert "config reload rejected" in log and "aws[0].regions" in log
     daemon.wait_cycles(1)
@@ -377,7 +400,9 @@ def test_sighup_rejects_a_broken_config_and_applies_a_good_one(
     daemon.write_config("discovery_group: [daemon\n")
     daemon.send(signal.SIGHUP)
     wait_until(
-        lambda: daemon.scrape().value("discovery_config_reloads_total", result="rejected") == 2,
+        lambda: (
+            daemon.scrape().value("rdsproxy_discovery_config_reloads_total", result="rejected") == 2
+        ),
         timeout=20,
         what="the broken YAML to be rejected",
     )
@@ -387,7 +412,7 @@ def test_sighup_rejects_a_broken_config_and_applies_a_good_one(
     daemon.write_config(base_config(poll_interval="3s"))
     daemon.send(signal.SIGHUP)
     wait_until(
-        lambda: daemon.scrape().value("discovery_config_reloads_total", result="ok") == 1,
+        lambda: daemon.scrape().value("rdsproxy_discovery_config_reloads_total", result="ok") == 1,
         timeout=20,
         what="the good config to be taken",
     )
@@ -397,5 +422,5 @@ def test_sighup_rejects_a_broken_config_and_applies_a_good_one(
         timeout=6 * 3.0 + 10,
         what="the reloaded config's regions in the registry",
     )
-    assert daemon.scrape().value("discovery_poll_interval_seconds") == 3.0
+    assert daemon.scrape().value("rdsproxy_discovery_poll_interval_seconds") == 3.0
     assert stop(daemon) < STOP_BUDGET_S

@@ -91,7 +91,7 @@ async def running() -> AsyncIterator[Callable[..., Awaitable[Daemon]]]:
 
 def cycles(metrics: Metrics) -> dict[str, float]:
     return {
-        result: sample(metrics, "discovery_cycles_total", result=result)
+        result: sample(metrics, "rdsproxy_discovery_cycles_total", result=result)
         for result in ("ok", "partial", "error", "fenced")
     }
 
@@ -118,8 +118,8 @@ async def test_a_follower_runs_no_cycle_is_ready_and_says_it_follows(
     assert lock.holder is other
     assert source.started == 0 and registry.applied == []
     assert cycles(metrics) == {"ok": 0, "partial": 0, "error": 0, "fenced": 0}
-    assert sample(metrics, "discovery_leader") == 0
-    assert sample(metrics, "discovery_registry_up") == 1  # it reads the registry
+    assert sample(metrics, "rdsproxy_discovery_leader") == 0
+    assert sample(metrics, "rdsproxy_discovery_registry_up") == 1  # it reads the registry
     status = daemon.status()
     assert status["role"] == "follower"
     assert status["leadership"]["elected"] is True
@@ -154,11 +154,11 @@ async def test_a_follower_takes_over_at_once_when_the_lock_is_free_and_stays_rea
 
     def leading_and_done() -> bool:
         readiness.append(daemon.ready()[0])
-        return sample(metrics, "discovery_cycles_total", result="ok") == 1
+        return sample(metrics, "rdsproxy_discovery_cycles_total", result="ok") == 1
 
     await eventually(leading_and_done, timeout=5, what="the takeover and its first cycle")
     assert all(readiness), "a follower that takes over must not turn unready meanwhile"
-    assert sample(metrics, "discovery_leader") == 1
+    assert sample(metrics, "rdsproxy_discovery_leader") == 1
     assert [s.resource.name for s in await registry.list_resources()] == [
         "p1-rdsproxy-us-east-1-111111111111"
     ]
@@ -184,8 +184,11 @@ async def test_a_leader_that_loses_its_lock_mid_fetch_stops_the_cycle_fenced(
     )
     daemon = await running(config, source, registry, leadership, metrics=metrics)
     await eventually(lambda: daemon.ready()[0], timeout=10, what="the first cycle")
-    assert sample(metrics, "discovery_owned_resources") == 1
-    assert sample(metrics, "discovery_scope_up", account="111111111111", region="us-east-1") == 1
+    assert sample(metrics, "rdsproxy_discovery_owned_resources") == 1
+    assert (
+        sample(metrics, "rdsproxy_discovery_scope_up", account="111111111111", region="us-east-1")
+        == 1
+    )
 
     # The next cycle hangs in its fetch; meanwhile another replica takes the lock (this one's
     # session died).
@@ -199,7 +202,7 @@ async def test_a_leader_that_loses_its_lock_mid_fetch_stops_the_cycle_fenced(
     lock.holder = object()
 
     await eventually(
-        lambda: sample(metrics, "discovery_cycles_total", result="fenced") == 1,
+        lambda: sample(metrics, "rdsproxy_discovery_cycles_total", result="fenced") == 1,
         timeout=5,
         what="the cycle to be fenced",
     )
@@ -208,13 +211,13 @@ async def test_a_leader_that_loses_its_lock_mid_fetch_stops_the_cycle_fenced(
     assert [s.resource.name for s in await registry.list_resources()] == [
         "p1-rdsproxy-us-east-1-111111111111"
     ]
-    assert sample(metrics, "discovery_leader") == 0
+    assert sample(metrics, "rdsproxy_discovery_leader") == 0
     assert cycles(metrics) == {"ok": 1, "partial": 0, "error": 0, "fenced": 1}
     # A follower exports no last-cycle values: `max` across replicas is the leader's.
-    assert sample(metrics, "discovery_owned_resources") == 0
+    assert sample(metrics, "rdsproxy_discovery_owned_resources") == 0
     assert (
         metrics.registry.get_sample_value(
-            "discovery_scope_up", {"account": "111111111111", "region": "us-east-1"}
+            "rdsproxy_discovery_scope_up", {"account": "111111111111", "region": "us-east-1"}
         )
         is None
     )
@@ -247,15 +250,15 @@ async def test_an_apply_refused_by_the_fence_is_a_fenced_cycle_and_writes_nothin
         metrics=metrics,
     )
     await eventually(
-        lambda: sample(metrics, "discovery_cycles_total", result="fenced") == 1,
+        lambda: sample(metrics, "rdsproxy_discovery_cycles_total", result="fenced") == 1,
         timeout=10,
         what="the fenced cycle",
     )
     assert registry.refused == 1
     assert await registry.list_resources() == []
     assert cycles(metrics) == {"ok": 0, "partial": 0, "error": 0, "fenced": 1}
-    assert sample(metrics, "discovery_changes_applied_total", action="create") == 0
-    assert sample(metrics, "discovery_leader") == 0
+    assert sample(metrics, "rdsproxy_discovery_changes_applied_total", action="create") == 0
+    assert sample(metrics, "rdsproxy_discovery_leader") == 0
     last = daemon.status()["last_cycle"]
     assert last["result"] == "fenced"
     assert "refused the apply inside its transaction" in last["error"]
@@ -280,11 +283,11 @@ async def test_a_conflict_while_still_leading_is_an_error_not_fenced(
         metrics=metrics,
     )
     await eventually(
-        lambda: sample(metrics, "discovery_cycles_total", result="error") == 1,
+        lambda: sample(metrics, "rdsproxy_discovery_cycles_total", result="error") == 1,
         timeout=10,
         what="the conflicting cycle",
     )
-    assert sample(metrics, "discovery_cycles_total", result="fenced") == 0
+    assert sample(metrics, "rdsproxy_discovery_cycles_total", result="fenced") == 0
     assert daemon.status()["role"] == "leader"
     assert "another writer changed the registry" in daemon.status()["last_cycle"]["error"]
 
@@ -302,12 +305,16 @@ async def test_a_replica_that_lost_the_lock_lets_a_follower_take_it_first(
     assert lock.holder is leadership
 
     lock.holder = None  # its session ended, nobody holds the lock yet
-    await eventually(lambda: sample(metrics, "discovery_leader") == 0, timeout=5, what="the loss")
+    await eventually(
+        lambda: sample(metrics, "rdsproxy_discovery_leader") == 0, timeout=5, what="the loss"
+    )
     # For the next election interval it leaves the free lock to a healthy follower...
     await asyncio.sleep(election_interval(config) * 0.8)
     assert lock.holder is None
     # ...then, nobody having taken it, it takes it back.
-    await eventually(lambda: sample(metrics, "discovery_leader") == 1, timeout=5, what="the retake")
+    await eventually(
+        lambda: sample(metrics, "rdsproxy_discovery_leader") == 1, timeout=5, what="the retake"
+    )
     assert lock.holder is leadership
 
 
@@ -335,7 +342,7 @@ async def test_an_elector_that_cannot_start_leaves_the_daemon_up_unready_and_ret
     status = daemon.status()
     assert status["role"] == "follower"
     assert "cannot reach PostgreSQL" in status["leadership"]["last_error"]
-    assert source.started == 0 and sample(metrics, "discovery_leader") == 0
+    assert source.started == 0 and sample(metrics, "rdsproxy_discovery_leader") == 0
 
     leadership.down = ""  # the database is back
     await eventually(lambda: daemon.ready()[0], timeout=10, what="readiness")
@@ -397,7 +404,7 @@ async def test_reload_to_another_group_releases_the_old_elector_and_starts_a_new
     await eventually(lambda: new_lock.holder is new, timeout=5, what="the new lock taken")
     assert events[:3] == ["start", "release", "start"]
     assert daemon.status()["role"] == "leader" and daemon.ready()[0]
-    assert sample(metrics, "discovery_leader") == 1
+    assert sample(metrics, "rdsproxy_discovery_leader") == 1
 
 
 async def test_stop_releases_the_leadership_only_after_the_apply_finished(

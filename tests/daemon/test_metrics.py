@@ -116,16 +116,27 @@ def test_every_metric_is_documented_in_the_readme() -> None:
     parts = readme.split("\n## Metrics reference\n", 1)
     assert len(parts) == 2, "README.md has no '## Metrics reference' section"
     section = parts[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"^\| `(discovery_[a-z_]+)` \|", section, re.MULTILINE))
-    names = {  # the names a scrape shows: counters with their _total
+    documented = set(re.findall(r"^\| `(rdsproxy_discovery_[a-z_]+)` \|", section, re.MULTILINE))
+    names = {  # our names a scrape shows: counters with their _total
         f"{family.name}_total" if family.type == "counter" else family.name
         for family in text_string_to_metric_families(exposition(Metrics()))
+        if family.name.startswith("rdsproxy_discovery_")
     }
     assert len(names) > 10
     missing = sorted(n for n in names if n not in documented)
     assert not missing, f"not documented in README.md's Metrics reference: {missing}"
     stale = sorted(n for n in documented if n not in names)
     assert not stale, f"documented but not exposed: {stale}"
+
+
+def test_our_names_have_the_project_prefix_and_the_standard_collectors_are_there() -> None:
+    families = {f.name: f for f in text_string_to_metric_families(exposition(Metrics()))}
+    ours = [n for n in families if not n.startswith(("process_", "python_"))]
+    assert ours and all(n.startswith("rdsproxy_discovery_") for n in ours), ours
+    for standard in ("process_resident_memory_bytes", "process_open_fds", "python_info"):
+        assert standard in families, standard
+    assert "python_gc_objects_collected" in families
+    assert "`process_*`" in (ROOT / "README.md").read_text()
 
 
 def test_exposition_passes_promtool_with_every_series_populated() -> None:
@@ -140,56 +151,61 @@ def test_exposition_passes_promtool_with_every_series_populated() -> None:
 def test_the_last_cycle_sets_the_gauges() -> None:
     metrics = populated()
     value = metrics.registry.get_sample_value
-    assert value("discovery_changes_applied_total", {"action": "create"}) == 1
-    assert value("discovery_changes_applied_total", {"action": "delete"}) == 1
-    assert value("discovery_changes_withheld", {"reason": "delete-guard"}) == 2
-    assert value("discovery_changes_withheld", {"reason": "scope-failed"}) == 0
-    assert value("discovery_conflicts") == 1
-    assert value("discovery_owned_resources") == 10
-    assert value("discovery_skipped_items", {"reason": "tls-disabled"}) == 2
-    assert value("discovery_last_success_timestamp_seconds") == 1_700_000_000.0
-    assert value("discovery_scope_up", {"account": "unknown", "region": "eu-west-1"}) == 0
-    assert value("discovery_aws_retries_total", {"operation": "DescribeDBProxies"}) == 2
+    assert value("rdsproxy_discovery_changes_applied_total", {"action": "create"}) == 1
+    assert value("rdsproxy_discovery_changes_applied_total", {"action": "delete"}) == 1
+    assert value("rdsproxy_discovery_changes_withheld", {"reason": "delete-guard"}) == 2
+    assert value("rdsproxy_discovery_changes_withheld", {"reason": "scope-failed"}) == 0
+    assert value("rdsproxy_discovery_conflicts") == 1
+    assert value("rdsproxy_discovery_owned_resources") == 10
+    assert value("rdsproxy_discovery_skipped_items", {"reason": "tls-disabled"}) == 2
+    assert value("rdsproxy_discovery_last_success_timestamp_seconds") == 1_700_000_000.0
+    assert value("rdsproxy_discovery_scope_up", {"account": "unknown", "region": "eu-west-1"}) == 0
+    assert value("rdsproxy_discovery_aws_retries_total", {"operation": "DescribeDBProxies"}) == 2
 
     # The next cycle: nothing withheld, the skipped reason is gone (0, not missing), an error
     # cycle does not move the last-success time.
     quiet = a_plan(withheld=(), create=(), delete=())
     metrics.observe_summary(a_cycle(quiet, applied=False, scopes=[]))
     metrics.observe_cycle(result="error", duration=0.1, finished_at=1_800_000_000.0)
-    assert value("discovery_changes_withheld", {"reason": "delete-guard"}) == 0
-    assert value("discovery_skipped_items", {"reason": "tls-disabled"}) == 0
-    assert value("discovery_last_success_timestamp_seconds") == 1_700_000_000.0
-    assert value("discovery_changes_applied_total", {"action": "create"}) == 1
+    assert value("rdsproxy_discovery_changes_withheld", {"reason": "delete-guard"}) == 0
+    assert value("rdsproxy_discovery_skipped_items", {"reason": "tls-disabled"}) == 0
+    assert value("rdsproxy_discovery_last_success_timestamp_seconds") == 1_700_000_000.0
+    assert value("rdsproxy_discovery_changes_applied_total", {"action": "create"}) == 1
 
 
 def test_a_follower_exports_no_last_cycle_values_and_keeps_its_counters() -> None:
     metrics = populated()  # the leader's last cycle: a withheld delete, a scope down, ...
     metrics.observe_leadership(leading=True)
     value = metrics.registry.get_sample_value
-    assert value("discovery_leader") == 1
-    assert value("discovery_changes_withheld", {"reason": "delete-guard"}) == 2
+    assert value("rdsproxy_discovery_leader") == 1
+    assert value("rdsproxy_discovery_changes_withheld", {"reason": "delete-guard"}) == 2
 
     metrics.observe_leadership(leading=False)  # lost the leadership: another replica leads
-    assert value("discovery_leader") == 0
+    assert value("rdsproxy_discovery_leader") == 0
     for reason in ("delete-guard", "conflict", "scope-failed"):
-        assert value("discovery_changes_withheld", {"reason": reason}) == 0
-    assert value("discovery_skipped_items", {"reason": "tls-disabled"}) == 0
-    assert value("discovery_owned_resources") == 0
-    assert value("discovery_conflicts") == 0
-    assert value("discovery_scope_up", {"account": "unknown", "region": "eu-west-1"}) is None
+        assert value("rdsproxy_discovery_changes_withheld", {"reason": reason}) == 0
+    assert value("rdsproxy_discovery_skipped_items", {"reason": "tls-disabled"}) == 0
+    assert value("rdsproxy_discovery_owned_resources") == 0
+    assert value("rdsproxy_discovery_conflicts") == 0
     assert (
-        value("discovery_resources_discovered", {"account": "111111111111", "region": "us-east-1"})
+        value("rdsproxy_discovery_scope_up", {"account": "unknown", "region": "eu-west-1"}) is None
+    )
+    assert (
+        value(
+            "rdsproxy_discovery_resources_discovered",
+            {"account": "111111111111", "region": "us-east-1"},
+        )
         is None
     )
     # What happened stays counted, and when the last success was stays known.
-    assert value("discovery_changes_applied_total", {"action": "create"}) == 1
-    assert value("discovery_cycles_total", {"result": "partial"}) == 1
-    assert value("discovery_last_success_timestamp_seconds") == 1_700_000_000.0
+    assert value("rdsproxy_discovery_changes_applied_total", {"action": "create"}) == 1
+    assert value("rdsproxy_discovery_cycles_total", {"result": "partial"}) == 1
+    assert value("rdsproxy_discovery_last_success_timestamp_seconds") == 1_700_000_000.0
 
     # A fenced cycle counts, but is no success.
     metrics.observe_cycle(result="fenced", duration=0.2, finished_at=1_900_000_000.0)
-    assert value("discovery_cycles_total", {"result": "fenced"}) == 1
-    assert value("discovery_last_success_timestamp_seconds") == 1_700_000_000.0
+    assert value("rdsproxy_discovery_cycles_total", {"result": "fenced"}) == 1
+    assert value("rdsproxy_discovery_last_success_timestamp_seconds") == 1_700_000_000.0
 
 
 def test_scope_series_follow_the_config_and_merge_matchers() -> None:
@@ -202,16 +218,19 @@ def test_scope_series_follow_the_config_and_merge_matchers() -> None:
         ]
     )
     value = metrics.registry.get_sample_value
-    assert value("discovery_scope_up", {"account": "1", "region": "r1"}) == 0
-    assert value("discovery_resources_discovered", {"account": "1", "region": "r1"}) == 5
+    assert value("rdsproxy_discovery_scope_up", {"account": "1", "region": "r1"}) == 0
+    assert value("rdsproxy_discovery_resources_discovered", {"account": "1", "region": "r1"}) == 5
     assert (
-        value("discovery_scope_last_success_timestamp_seconds", {"account": "1", "region": "r1"})
+        value(
+            "rdsproxy_discovery_scope_last_success_timestamp_seconds",
+            {"account": "1", "region": "r1"},
+        )
         == 5.0
     )
     # r2 removed from the config: its series go away rather than freeze at their last value.
     metrics.observe_scopes([a_scope("1", "r1", up=True, resources=2, last_success=20.0)])
-    assert value("discovery_scope_up", {"account": "1", "region": "r2"}) is None
-    assert value("discovery_scope_up", {"account": "1", "region": "r1"}) == 1
+    assert value("rdsproxy_discovery_scope_up", {"account": "1", "region": "r2"}) is None
+    assert value("rdsproxy_discovery_scope_up", {"account": "1", "region": "r1"}) == 1
 
 
 def test_openmetrics_on_request() -> None:
@@ -223,4 +242,4 @@ def test_openmetrics_on_request() -> None:
 def test_metrics_are_per_instance() -> None:
     one, two = Metrics(), Metrics()
     one.cycles_skipped.inc()
-    assert two.registry.get_sample_value("discovery_cycles_skipped_total") == 0
+    assert two.registry.get_sample_value("rdsproxy_discovery_cycles_skipped_total") == 0

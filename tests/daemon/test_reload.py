@@ -34,7 +34,7 @@ def write(path: Path, **overrides: object) -> None:
 
 def rejected(metrics: Metrics) -> float:
     value = metrics.registry.get_sample_value(
-        "discovery_config_reloads_total", {"result": "rejected"}
+        "rdsproxy_discovery_config_reloads_total", {"result": "rejected"}
     )
     return value or 0.0
 

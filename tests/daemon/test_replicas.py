@@ -85,7 +85,7 @@ def in_step(dsn: str, fleet: dict[str, Any]) -> bool:
 
 def leader_value(daemon: DaemonProcess) -> float:
     daemon.assert_running()
-    return daemon.scrape().value("discovery_leader")
+    return daemon.scrape().value("rdsproxy_discovery_leader")
 
 
 def the_leader(replicas: list[DaemonProcess]) -> tuple[DaemonProcess, list[DaemonProcess]]:
@@ -117,7 +117,7 @@ def wait_for_takeover(follower: DaemonProcess, since: float) -> float:
 def cycles_total(daemon: DaemonProcess) -> dict[str, float]:
     metrics = daemon.scrape()
     return {
-        result: metrics.value("discovery_cycles_total", result=result)
+        result: metrics.value("rdsproxy_discovery_cycles_total", result=result)
         for result in ("ok", "partial", "error", "fenced")
     }
 
@@ -125,7 +125,7 @@ def cycles_total(daemon: DaemonProcess) -> dict[str, float]:
 def applied(daemon: DaemonProcess) -> dict[str, float]:
     metrics = daemon.scrape()
     return {
-        action: metrics.value("discovery_changes_applied_total", action=action)
+        action: metrics.value("rdsproxy_discovery_changes_applied_total", action=action)
         for action in ("create", "update", "delete")
     }
 
@@ -183,9 +183,11 @@ def test_two_replicas_on_one_database_elect_exactly_one_leader_and_hand_over_on_
     assert follower_status["ready"] is True
     code, body, _ = follower.get("/readyz")
     assert code == 200 and "following" in body, body
-    assert follower.scrape().value("discovery_registry_up") == 1
-    assert follower.scrape().value("discovery_owned_resources") == 0  # max() is the leader's
-    assert leader.scrape().value("discovery_owned_resources") == len(fleet_names(fleet))
+    assert follower.scrape().value("rdsproxy_discovery_registry_up") == 1
+    assert (
+        follower.scrape().value("rdsproxy_discovery_owned_resources") == 0
+    )  # max() is the leader's
+    assert leader.scrape().value("rdsproxy_discovery_owned_resources") == len(fleet_names(fleet))
 
     # SIGTERM: the leader releases its lock on the way out; the follower takes over at its
     # next try, and its first cycle finds nothing to do.
@@ -312,7 +314,7 @@ def test_a_replica_that_cannot_reach_its_database_stays_up_unready_and_says_why(
     assert status["role"] == "follower" and status["ready"] is False
     assert "cannot reach PostgreSQL" in status["leadership"]["last_error"]
     metrics = replica.scrape()
-    assert metrics.value("discovery_leader") == 0
+    assert metrics.value("rdsproxy_discovery_leader") == 0
     assert sum(cycles_total(replica).values()) == 0
     replica.send(signal.SIGTERM)
     assert replica.wait_exit(timeout=15) == 0

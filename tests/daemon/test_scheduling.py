@@ -106,14 +106,16 @@ async def test_a_late_cycle_is_skipped_and_counted_never_run_alongside(
     )
     await eventually(
         lambda: (
-            sample(metrics, "discovery_cycles_skipped_total") >= 3
-            and sample(metrics, "discovery_cycles_total", result="ok") >= 2
+            sample(metrics, "rdsproxy_discovery_cycles_skipped_total") >= 3
+            and sample(metrics, "rdsproxy_discovery_cycles_total", result="ok") >= 2
         ),
         timeout=15,
         what="skipped and completed cycles",
     )
     assert source.max_active == 1  # one scope, so more than one fetch means two cycles
-    assert daemon.status()["cycles"]["skipped"] == sample(metrics, "discovery_cycles_skipped_total")
+    assert daemon.status()["cycles"]["skipped"] == sample(
+        metrics, "rdsproxy_discovery_cycles_skipped_total"
+    )
 
 
 async def test_stop_cancels_a_fetch_at_once(running: Callable[..., Awaitable[Daemon]]) -> None:
@@ -129,7 +131,7 @@ async def test_stop_cancels_a_fetch_at_once(running: Callable[..., Awaitable[Dae
     assert source.cancelled == 1
     assert registry.applied == []
     for result in ("ok", "partial", "error"):
-        assert sample(metrics, "discovery_cycles_total", result=result) == 0
+        assert sample(metrics, "rdsproxy_discovery_cycles_total", result=result) == 0
     assert daemon.ready() == (False, "stopping")
 
 
@@ -144,8 +146,8 @@ async def test_stop_lets_a_started_apply_finish(
     await daemon.stop()
     assert registry.finished == 1
     assert len(registry.applied) == 1 and len(registry.applied[0].create) == 2
-    assert sample(metrics, "discovery_cycles_total", result="ok") == 1
-    assert sample(metrics, "discovery_changes_applied_total", action="create") == 2
+    assert sample(metrics, "rdsproxy_discovery_cycles_total", result="ok") == 1
+    assert sample(metrics, "rdsproxy_discovery_changes_applied_total", action="create") == 2
     assert registry.closed
 
 
@@ -195,19 +197,19 @@ async def test_readiness_needs_a_completed_cycle_and_a_reachable_registry(
         metrics=metrics,
     )
     await eventually(
-        lambda: sample(metrics, "discovery_cycles_total", result="error") >= 1,
+        lambda: sample(metrics, "rdsproxy_discovery_cycles_total", result="error") >= 1,
         timeout=10,
         what="a failed cycle",
     )
     ready, why = daemon.ready()
     assert not ready and "registry unreachable" in why and "/nowhere" in why
-    assert sample(metrics, "discovery_registry_up") == 0
+    assert sample(metrics, "rdsproxy_discovery_registry_up") == 0
     assert daemon.status()["last_cycle"]["result"] == "error"
     assert daemon.live() == (True, "ok")
 
     registry.down = False
     await eventually(lambda: daemon.ready()[0], timeout=10, what="readiness")
-    assert sample(metrics, "discovery_registry_up") == 1
+    assert sample(metrics, "rdsproxy_discovery_registry_up") == 1
 
     registry.down = True
     await eventually(lambda: not daemon.ready()[0], timeout=10, what="unreadiness")
@@ -243,7 +245,7 @@ async def test_reload_takes_a_good_config_from_the_next_cycle(
     path.write_text("discovery_group: unit\naws: []\n")
     assert daemon.reload() is False
     assert daemon.config is first
-    assert sample(metrics, "discovery_config_reloads_total", result="rejected") == 1
+    assert sample(metrics, "rdsproxy_discovery_config_reloads_total", result="rejected") == 1
 
     path.write_text(
         yaml.safe_dump(
@@ -259,7 +261,7 @@ async def test_reload_takes_a_good_config_from_the_next_cycle(
     assert daemon.reload() is True
     assert daemon.config.poll_interval == 7200
     assert [c.registry.path for c in opened] == ["other.db"]
-    assert sample(metrics, "discovery_poll_interval_seconds") == 7200
+    assert sample(metrics, "rdsproxy_discovery_poll_interval_seconds") == 7200
     job = daemon.scheduler.get_job(JOB_ID) if daemon.scheduler else None
     assert job is not None
     assert job.trigger.interval_length == 7200 and job.trigger.jitter == 60

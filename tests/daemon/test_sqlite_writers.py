@@ -58,13 +58,13 @@ def in_step(path: Path, fleet: dict[str, Any]) -> bool:
 
 def leader_value(daemon: DaemonProcess) -> float:
     daemon.assert_running()
-    return daemon.scrape().value("discovery_leader")
+    return daemon.scrape().value("rdsproxy_discovery_leader")
 
 
 def applied(daemon: DaemonProcess) -> dict[str, float]:
     metrics = daemon.scrape()
     return {
-        action: metrics.value("discovery_changes_applied_total", action=action)
+        action: metrics.value("rdsproxy_discovery_changes_applied_total", action=action)
         for action in ("create", "update", "delete")
     }
 
@@ -72,7 +72,7 @@ def applied(daemon: DaemonProcess) -> dict[str, float]:
 def cycles(daemon: DaemonProcess) -> float:
     metrics = daemon.scrape()
     return sum(
-        metrics.value("discovery_cycles_total", result=result)
+        metrics.value("rdsproxy_discovery_cycles_total", result=result)
         for result in ("ok", "partial", "error", "fenced")
     )
 

@@ -81,7 +81,7 @@ def test_dry_run_daemon_plans_every_cycle_writes_nothing_and_says_so(daemons: Da
         assert "dry-run: every cycle plans and reports" in shadow.log()
         assert "would create 0" in shadow.log()  # the writer created them all
         metrics = shadow.scrape()
-        assert metrics.value("discovery_changes_applied_total", action="create") == 0
+        assert metrics.value("rdsproxy_discovery_changes_applied_total", action="create") == 0
         daemon.wait_cycles(1)
         writer = daemon.status()
         assert writer["role"] == "leader" and writer["dry_run"] is False

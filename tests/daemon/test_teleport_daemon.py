@@ -38,7 +38,7 @@ def test_daemon_keeps_the_cluster_in_step_and_survives_a_failing_tctl(
     emulator.set_fleet(fleet)
 
     def errors() -> float:
-        return daemon.scrape().get("discovery_cycles_total", result="error") or 0.0
+        return daemon.scrape().get("rdsproxy_discovery_cycles_total", result="error") or 0.0
 
     wait_until(lambda: errors() >= 2, timeout=8 * INTERVAL_S + 10, what="two failed cycles")
     assert "renew the bot identity" in daemon.log()

@@ -33,7 +33,7 @@ DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 UNIT = DEPLOY / "systemd" / "discovery.service"
 ALERTS = DEPLOY / "prometheus" / "alerts.yaml"
 DASHBOARD = DEPLOY / "grafana" / "dashboard.json"
-METRIC_RE = re.compile(r"\bdiscovery_[a-z_]+\b")
+METRIC_RE = re.compile(r"\brdsproxy_discovery_[a-z_]+\b")
 
 
 def tool(name: str) -> str:
@@ -445,7 +445,7 @@ def test_alert_rules_pass_promtool_check() -> None:
         [promtool(), "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 4 rules found" in result.stdout
+    assert "SUCCESS: 5 rules found" in result.stdout
 
 
 def test_alert_rules_unit_tests_pass() -> None:
@@ -467,9 +467,12 @@ def test_the_alerts_cover_what_issue_7_asks_for() -> None:
         "DiscoveryScopeDown",
         "DiscoveryDeletesWithheld",
         "DiscoveryConflictsRising",
+        "DiscoveryNoLeader",
     }
     assert "3 * " in rules["DiscoveryNoSuccessfulCycle"]["expr"]
     assert rules["DiscoveryScopeDown"]["for"] == "15m"
+    assert rules["DiscoveryNoLeader"]["for"] == "10m"
+    assert "rdsproxy_discovery_leader" in rules["DiscoveryNoLeader"]["expr"]
     assert 'reason="delete-guard"' in rules["DiscoveryDeletesWithheld"]["expr"]
     for rule in rules.values():
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
