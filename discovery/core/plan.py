@@ -10,10 +10,15 @@ it, and an update never changes the identity a registry entry points at.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
+# Where this cycle's answers are missing or empty (re-exported: the plan's own vocabulary).
+from discovery.core.areas import EMPTY_SCOPE_MIN_REGISTERED as EMPTY_SCOPE_MIN_REGISTERED
+from discovery.core.areas import Frozen as Frozen
+from discovery.core.areas import empty_areas as empty_areas
+from discovery.core.areas import frozen_areas as frozen_areas
 from discovery.core.coverage import config_change_reason, coverage_of
 from discovery.core.guard import GUARD_MIN_DELETES as GUARD_MIN_DELETES  # re-exported
 from discovery.core.guard import guard_reason, guard_trips
@@ -25,13 +30,10 @@ from discovery.core.model import (
     Update,
     is_owned,
 )
-from discovery.core.organization import ListingFreezes, RoleFreeze
+from discovery.core.organization import ListingFreezes
 
 Policy = Literal["sync", "upsert-only", "create-only"]
 Action = Literal["create", "update", "delete"]
-# An account-region that comes back empty while the registry holds this many of its resources
-# has its deletes withheld: an empty answer that large is more likely a broken view than a fleet.
-EMPTY_SCOPE_MIN_REGISTERED = 4
 
 # Low-cardinality reason codes (metrics) for withheld changes.
 REASON_SCOPE_FAILED = "scope-failed"
@@ -105,55 +107,6 @@ class Plan:
     def needs_review(self) -> bool:
         """Some change is held back until an operator looks (guard, collision, empty scope)."""
         return self.guard_tripped or any(w.code in REVIEW_CODES for w in self.withheld)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Frozen:
-    """Where failed scopes could have produced resources: (account, region) or whole regions;
-    and what the account listings freeze: whole accounts (their regions could not be listed)
-    and an organization matcher's role in every account not scanned (see `organization`)."""
-
-    account_regions: frozenset[tuple[str, str]]
-    regions: frozenset[str]
-    reasons: dict[tuple[str, str], str]
-    accounts: Mapping[str, str] = field(default_factory=dict)
-    roles: tuple[RoleFreeze, ...] = ()
-
-    def reason_for(self, resource: Resource) -> str | None:
-        region, account = resource.aws.region, resource.aws.account_id
-        if region in self.regions:
-            return self.reasons.get(("", region), "scope failed")
-        if (account, region) in self.account_regions:
-            return self.reasons.get((account, region), "scope failed")
-        if account in self.accounts:
-            return self.accounts[account]
-        for role in self.roles:
-            reason = role.reason_for(resource)
-            if reason is not None:
-                return reason
-        return None
-
-
-def frozen_areas(scopes: Iterable[ScopeResult]) -> Frozen:
-    account_regions: set[tuple[str, str]] = set()
-    regions: set[str] = set()
-    reasons: dict[tuple[str, str], str] = {}
-    for result in scopes:
-        if result.ok:
-            continue
-        region = result.scope.region
-        account = result.account_id or result.scope.role_account_id
-        if account:
-            account_regions.add((account, region))
-            reasons.setdefault(
-                (account, region), f"scope {account}/{region} failed: {result.error}"
-            )
-        else:
-            regions.add(region)
-            reasons.setdefault(("", region), f"scope in {region} failed: {result.error}")
-    return Frozen(
-        account_regions=frozenset(account_regions), regions=frozenset(regions), reasons=reasons
-    )
 
 
 def claim_names(
@@ -238,26 +191,6 @@ def claim_names(
                 f"is kept so that the name does not pass to another source unreviewed ({fix})"
             )
     return desired, withheld, claimed
-
-
-def empty_areas(
-    scopes: Sequence[ScopeResult], owned: Iterable[StoredResource]
-) -> dict[tuple[str, str], int]:
-    """Account-regions that answered with no resources at all while the registry holds
-    `EMPTY_SCOPE_MIN_REGISTERED` or more of their owned resources: area → registered count."""
-    answered: set[tuple[str, str]] = set()
-    found: set[tuple[str, str]] = set()
-    for result in scopes:
-        if result.ok:
-            answered.add((result.account_id or result.scope.role_account_id, result.scope.region))
-            found.update((r.aws.account_id, r.aws.region) for r in result.resources)
-    registered: dict[tuple[str, str], int] = {}
-    for stored in owned:
-        area = (stored.resource.aws.account_id, stored.resource.aws.region)
-        scanned = area in answered or ("", area[1]) in answered
-        if scanned and area not in found:
-            registered[area] = registered.get(area, 0) + 1
-    return {a: n for a, n in registered.items() if n >= EMPTY_SCOPE_MIN_REGISTERED}
 
 
 def make_plan(
