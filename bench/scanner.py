@@ -3,8 +3,9 @@
 Run in a fresh process per cycle (as `discovery scan` from cron would be), so the CPU seconds
 and the peak RSS printed are this scanner's alone. Prints one JSON object on stdout.
 
-- `ours`: what `discovery scan` does (AWSSource, run_cycle, the SQLite registry), with the
-  registry wrapped to count the rows each apply writes.
+- `ours`: what `discovery scan` does (AWSSource, run_cycle with the source's account and
+  region lister and the gone-accounts state file, the SQLite registry), with the registry
+  wrapped to count the rows each apply writes.
 - `peers`: the peers' call pattern (bench.peers); it only fetches.
 """
 
@@ -66,7 +67,13 @@ async def _ours(config_path: Path) -> dict[str, Any]:
         # What `discovery scan` does (wiring.scan), minus rendering the report, with the
         # registry wrapped to count what it writes.
         async with wiring.open_source(config) as source:
-            report = await run_cycle(config=config, source=source, registry=registry)
+            report = await run_cycle(
+                config=config,
+                source=source,
+                registry=registry,
+                lister=source.inventory,
+                gone_state=wiring.account_state(config, config_path),
+            )
     finally:
         await registry.close()
     plan = report.plan
@@ -99,12 +106,17 @@ async def _daemon(config_path: Path) -> dict[str, Any]:
     registry = CountingRegistry(wiring.open_registry(config, config_path))
     try:
         async with wiring.open_source(config) as source:
+            # As the daemon: the listings' caches (accounts, regions) live across cycles.
+            listed: dict[str, Any] = {
+                "lister": source.inventory,
+                "gone_state": wiring.account_state(config, config_path),
+            }
             started = time.perf_counter()
-            await run_cycle(config=config, source=source, registry=registry)
+            await run_cycle(config=config, source=source, registry=registry, **listed)
             warmup_s = time.perf_counter() - started
             registry.rows_written = registry.transactions = 0
             cpu0, wall0 = time.process_time(), time.perf_counter()
-            report = await run_cycle(config=config, source=source, registry=registry)
+            report = await run_cycle(config=config, source=source, registry=registry, **listed)
             steady = {
                 "steady_wall_s": round(time.perf_counter() - wall0, 3),
                 "steady_cpu_s": round(time.process_time() - cpu0, 3),
