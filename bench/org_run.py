@@ -125,6 +125,8 @@ def org_report(
             "resources": c["resources"],
             "failed_scopes": c["failed_scopes"],
             "run_queue_wait_s": c.get("run_queue_wait_s"),
+            "gc_s": c.get("gc_s"),  # the whole process (the daemon's: both cycles)
+            "gc_collections": c.get("gc_collections"),
             "by_operation": {
                 op: sum(v.values()) for op, v in c["emulator"].get("by_operation", {}).items()
             },
@@ -205,6 +207,8 @@ def render_org(report: dict[str, Any]) -> str:
         ("resources", "resources"),
         ("failed scopes", "failed_scopes"),
         ("waiting for a CPU (s)", "run_queue_wait_s"),
+        ("in the garbage collector (s)", "gc_s"),
+        ("collections (young, middle, full)", "gc_collections"),
     ]
     out = [
         f"## {report['shape']['label']}: {report['shape']['scopes']} scopes, "

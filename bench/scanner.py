@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import resource
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from discovery import wiring
+from discovery.cli.runtime import tune_gc
 from discovery.core.journal import JournalEntry
 from discovery.core.model import Changes, StoredResource
 from discovery.reconcile.cycle import run_cycle
@@ -173,6 +175,18 @@ def main(argv: list[str] | None = None) -> int:
             return await asyncio.to_thread(scan_threaded, load_config(args.config))
         return await _peers(args.config, args.peers_concurrency)
 
+    if args.mode in ("ours", "daemon"):
+        tune_gc()  # as the `discovery` command does before any cycle
+    gc_s = [0.0, 0.0]  # in the collector; when the current collection started
+
+    def gc_timer(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_s[1] = time.process_time()
+        else:
+            gc_s[0] += time.process_time() - gc_s[1]
+
+    gc.callbacks.append(gc_timer)
+    gc_before = [s["collections"] for s in gc.get_stats()]
     profiler = None
     if args.profile:
         import cProfile
@@ -189,8 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
+    gc.callbacks.remove(gc_timer)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result.update(
+        gc_s=round(gc_s[0], 3),
+        gc_collections=[
+            s["collections"] - b for s, b in zip(gc.get_stats(), gc_before, strict=True)
+        ],
         mode=args.mode,
         wall_s=round(wall, 3),
         cpu_s=round(cpu, 3),

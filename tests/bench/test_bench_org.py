@@ -126,10 +126,13 @@ def test_a_tiny_org_is_benchmarked_end_to_end_with_the_minimum_calls(
     for name, row in rows.items():
         assert row["resources"] == org_resources(TINY), name
         assert row["failed_scopes"] == 0
-        for key in ("wall_s", "cpu_s", "peak_rss_mb", "emulator_cpu_s", "connections"):
+        for key in ("wall_s", "cpu_s", "peak_rss_mb", "emulator_cpu_s", "connections", "gc_s"):
             assert isinstance(row[key], int | float) and row[key] >= 0, (name, key)
     # The baseline already skips empty scopes' other calls, but tags each proxy separately; it
     # finds the accounts and regions through the same listings.
+    # Ours run with the `discovery` command's collector thresholds: no full collection.
+    for name in ("first", "daemon"):
+        assert rows[name]["gc_collections"][2] == 0, rows[name]["gc_collections"]
     baseline = rows["boto3"]["by_operation"]
     assert baseline["DescribeDBProxies"] == TINY.scopes
     assert baseline["ListRegions"] == TINY.accounts
