@@ -2,14 +2,17 @@
 
 Pure: the fleet, the scanner config and the minimum calls. 1,000 accounts x 17 regions =
 17,000 scopes; 5% of the scopes hold 1-8 proxies (every third proxy with a custom endpoint).
-The scanner config has one `assume_role_arn` matcher per account over the 17 regions: the same
-scopes and calls an Organizations matcher expands to, minus the listing (AWS Organizations
-account discovery is built on another branch; its ListAccounts front-end adds a few calls per
-OU, amortized by its cache, once it lands).
+The accounts are the ACTIVE members of one AWS Organization, spread round-robin over 3 OUs under
+its root, each with the member role and 17 regions enabled (account:ListRegions). The scanner
+config is ONE organization matcher (`organization: {id}`, `assume_role_name`, `regions: ["*"]`),
+so a cycle lists the organization and each account's regions before it scans (`--shape org`).
+`--shape org-explicit` keeps the older config: one `assume_role_arn` matcher per account over
+the 17 regions (the same scopes, without the listings).
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +20,10 @@ from typing import Any
 from bench.shape import DISCOVERY_GROUP, FIRST_ACCOUNT, REGIONS, ROLE_NAME
 
 ORG_REGIONS = (*REGIONS, "ap-northeast-3")
+ORG_ID = "o-benchorg0001"
+ROOT_ID = "r-bnch"
+OUS = tuple(f"ou-bnch-ou{n:06d}" for n in range(3))
+ORG_PAGE_SIZE = 20  # real AWS: ListAccountsForParent answers at most 20 accounts a page
 _ENGINES = ("POSTGRESQL", "MYSQL", "SQLSERVER")
 
 
@@ -61,6 +68,10 @@ def role_arn(index: int) -> str:
     return f"arn:aws:iam::{account_id(index)}:role/{ROLE_NAME}"
 
 
+def ou_of(index: int) -> str:
+    return OUS[index % len(OUS)]
+
+
 def _proxy(n: int) -> dict[str, Any]:
     proxy: dict[str, Any] = {
         "name": f"proxy-{n:02d}",
@@ -73,8 +84,9 @@ def _proxy(n: int) -> dict[str, Any]:
 
 
 def org_fleet(shape: OrgShape) -> dict[str, Any]:
-    """The emulator's fleet: every account has the role; only populated regions are listed
-    (the emulator answers an empty page for the others, as AWS does)."""
+    """The emulator's fleet: an organization (root, 3 OUs) whose ACTIVE member accounts all
+    have the role and the shape's regions enabled; only populated regions hold proxies (the
+    emulator answers an empty page for the others, as AWS does)."""
     layout = shape.layout()
     accounts = []
     for a in range(shape.accounts):
@@ -83,17 +95,45 @@ def org_fleet(shape: OrgShape) -> dict[str, Any]:
             for r in shape.region_names
             if (a, r) in layout
         }
-        accounts.append({"id": account_id(a), "roles": [{"name": ROLE_NAME}], "regions": regions})
-    return {"caller_account": "000000000000", "accounts": accounts}
+        accounts.append(
+            {
+                "id": account_id(a),
+                "roles": [{"name": ROLE_NAME}],
+                "regions": regions,
+                "ou": ou_of(a),
+                "enabled_regions": list(shape.region_names),
+            }
+        )
+    organization = {
+        "id": ORG_ID,
+        "root_id": ROOT_ID,
+        "ous": [{"id": ou, "name": f"ou-{n}", "parent": ROOT_ID} for n, ou in enumerate(OUS)],
+        "page_size": ORG_PAGE_SIZE,
+    }
+    return {"caller_account": "000000000000", "organization": organization, "accounts": accounts}
 
 
-def org_config(shape: OrgShape, registry_path: str, **aws_client: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "discovery_group": DISCOVERY_GROUP,
-        "aws": [
+def org_config(
+    shape: OrgShape, registry_path: str, *, explicit: bool = False, **aws_client: Any
+) -> dict[str, Any]:
+    """ONE organization matcher over every enabled region; with `explicit`, one
+    `assume_role_arn` matcher per account over the shape's regions instead."""
+    matchers: list[dict[str, Any]] = [
+        {
+            "types": ["rdsproxy"],
+            "regions": ["*"],
+            "organization": {"id": ORG_ID},
+            "assume_role_name": ROLE_NAME,
+        }
+    ]
+    if explicit:
+        matchers = [
             {"types": ["rdsproxy"], "regions": list(shape.region_names), "assume_role_arn": role}
             for role in (role_arn(a) for a in range(shape.accounts))
-        ],
+        ]
+    config: dict[str, Any] = {
+        "discovery_group": DISCOVERY_GROUP,
+        "aws": matchers,
         "registry": {"backend": "sqlite", "path": registry_path},
     }
     if aws_client:
@@ -106,13 +146,35 @@ def org_resources(shape: OrgShape) -> int:
     return sum(n + len(range(0, n, 3)) for n in shape.layout().values())
 
 
-def org_minimum_calls(shape: OrgShape) -> dict[str, int]:
-    """One AssumeRole per account, one DescribeDBProxies page per scope; a populated scope
-    (at most 8 proxies, 16 endpoints: one page each) also reads endpoints and tags."""
-    populated = len(shape.layout())
+def _accounts_in(ou: int, shape: OrgShape) -> int:
+    return len(range(ou, shape.accounts, len(OUS)))
+
+
+def org_listing_calls(shape: OrgShape) -> dict[str, int]:
+    """The organization listing, once per cache_ttl: DescribeOrganization, ListRoots, then for
+    the root and each OU one ListOrganizationalUnitsForParent page and every
+    ListAccountsForParent page (an empty one still takes a call); one ListRegions per account."""
+    account_pages = 1 + sum(
+        max(1, math.ceil(_accounts_in(n, shape) / ORG_PAGE_SIZE)) for n in range(len(OUS))
+    )
     return {
+        "DescribeOrganization": 1,
+        "ListRoots": 1,
+        "ListOrganizationalUnitsForParent": 1 + len(OUS),
+        "ListAccountsForParent": account_pages,
+        "ListRegions": shape.accounts,
+    }
+
+
+def org_minimum_calls(shape: OrgShape, *, listings: bool = True) -> dict[str, int]:
+    """One AssumeRole per account, one DescribeDBProxies page per scope; a populated scope
+    (at most 8 proxies, 16 endpoints: one page each) also reads endpoints and tags. With
+    `listings` (the organization matcher's first cycle), the listing calls too."""
+    populated = len(shape.layout())
+    calls = {
         "AssumeRole": shape.accounts,
         "DescribeDBProxies": shape.scopes,
         "DescribeDBProxyEndpoints": populated,
         "GetResources": populated,
     }
+    return {**org_listing_calls(shape), **calls} if listings else calls

@@ -44,9 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--shape",
-        choices=["medium", "org"],
+        choices=["medium", "org", "org-explicit"],
         default="medium",
-        help="medium: the default fleet below; org: 1,000 accounts x 17 regions, 5%% populated",
+        help="medium: the default fleet below; org: 1,000 accounts x 17 regions, 5%% populated, "
+        "behind an Organizations listing (one organization matcher, regions [*]); "
+        "org-explicit: the same fleet with one assume_role_arn matcher per account",
     )
     p.add_argument("--accounts", type=int, help="default 10 (org: 1000)")
     p.add_argument("--regions", type=int, help="default 10 (org: 17)")
@@ -152,7 +154,7 @@ def machine() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.shape == "org":
+    if args.shape in ("org", "org-explicit"):
         return _org_main(args)
     args.accounts = args.accounts or 10
     args.regions = args.regions or 10

@@ -3,8 +3,9 @@
 Run in a fresh process per cycle (as `discovery scan` from cron would be), so the CPU seconds
 and the peak RSS printed are this scanner's alone. Prints one JSON object on stdout.
 
-- `ours`: what `discovery scan` does (AWSSource, run_cycle, the SQLite registry), with the
-  registry wrapped to count the rows each apply writes.
+- `ours`: what `discovery scan` does (AWSSource, run_cycle with the source's account and
+  region lister and the gone-accounts state file, the SQLite registry), with the registry
+  wrapped to count the rows each apply writes.
 - `peers`: the peers' call pattern (bench.peers); it only fetches.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import resource
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from discovery import wiring
+from discovery.cli.runtime import tune_gc
 from discovery.core.journal import JournalEntry
 from discovery.core.model import Changes, StoredResource
 from discovery.reconcile.cycle import run_cycle
@@ -66,7 +69,13 @@ async def _ours(config_path: Path) -> dict[str, Any]:
         # What `discovery scan` does (wiring.scan), minus rendering the report, with the
         # registry wrapped to count what it writes.
         async with wiring.open_source(config) as source:
-            report = await run_cycle(config=config, source=source, registry=registry)
+            report = await run_cycle(
+                config=config,
+                source=source,
+                registry=registry,
+                lister=source.inventory,
+                gone_state=wiring.account_state(config, config_path),
+            )
     finally:
         await registry.close()
     plan = report.plan
@@ -99,12 +108,17 @@ async def _daemon(config_path: Path) -> dict[str, Any]:
     registry = CountingRegistry(wiring.open_registry(config, config_path))
     try:
         async with wiring.open_source(config) as source:
+            # As the daemon: the listings' caches (accounts, regions) live across cycles.
+            listed: dict[str, Any] = {
+                "lister": source.inventory,
+                "gone_state": wiring.account_state(config, config_path),
+            }
             started = time.perf_counter()
-            await run_cycle(config=config, source=source, registry=registry)
+            await run_cycle(config=config, source=source, registry=registry, **listed)
             warmup_s = time.perf_counter() - started
             registry.rows_written = registry.transactions = 0
             cpu0, wall0 = time.process_time(), time.perf_counter()
-            report = await run_cycle(config=config, source=source, registry=registry)
+            report = await run_cycle(config=config, source=source, registry=registry, **listed)
             steady = {
                 "steady_wall_s": round(time.perf_counter() - wall0, 3),
                 "steady_cpu_s": round(time.process_time() - cpu0, 3),
@@ -161,6 +175,18 @@ def main(argv: list[str] | None = None) -> int:
             return await asyncio.to_thread(scan_threaded, load_config(args.config))
         return await _peers(args.config, args.peers_concurrency)
 
+    if args.mode in ("ours", "daemon"):
+        tune_gc()  # as the `discovery` command does before any cycle
+    gc_s = [0.0, 0.0]  # in the collector; when the current collection started
+
+    def gc_timer(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_s[1] = time.process_time()
+        else:
+            gc_s[0] += time.process_time() - gc_s[1]
+
+    gc.callbacks.append(gc_timer)
+    gc_before = [s["collections"] for s in gc.get_stats()]
     profiler = None
     if args.profile:
         import cProfile
@@ -177,8 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
+    gc.callbacks.remove(gc_timer)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result.update(
+        gc_s=round(gc_s[0], 3),
+        gc_collections=[
+            s["collections"] - b for s, b in zip(gc.get_stats(), gc_before, strict=True)
+        ],
         mode=args.mode,
         wall_s=round(wall, 3),
         cpu_s=round(cpu, 3),

@@ -5,6 +5,11 @@ client per (account, region), one thread-pool task per scope: DescribeDBProxies 
 when the scope holds proxies, DescribeDBProxyEndpoints (every page) and ListTagsForResource per
 proxy. It already skips the empty scopes' other calls; it only fetches (no conversion, plan or
 registry), so its time is a lower bound for such a script.
+
+An organization matcher is enumerated the same way ours is, through the APIs (not taken as
+given): the Organizations tree walked from the root (ListRoots, then per parent
+ListOrganizationalUnitsForParent and ListAccountsForParent, every page; ACTIVE accounts), then
+per account in the pool AssumeRole and account:ListRegions (ENABLED, ENABLED_BY_DEFAULT).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 
 from discovery.core.config import Config
-from discovery.core.model import Scope
+from discovery.core.matchers import Matcher
 from discovery.core.scopes import expand_scopes
 
 THREADS = 64
@@ -41,8 +46,7 @@ def scan_threaded(config: Config, *, threads: int = THREADS) -> dict[str, Any]:
         with session_lock:
             return role_locks.setdefault(role, threading.Lock())
 
-    def session_for(scope: Scope) -> boto3.Session:
-        role = scope.assume_role_arn
+    def session_for(role: str) -> boto3.Session:
         with lock_for(role):  # one AssumeRole per account; other accounts' threads do not wait
             if role not in sessions:
                 count("AssumeRole")
@@ -69,11 +73,12 @@ def scan_threaded(config: Config, *, threads: int = THREADS) -> dict[str, Any]:
             if not marker:
                 return items
 
-    def one(scope: Scope) -> tuple[int, int]:
-        session = session_for(scope)
+    def one(scope: tuple[str, str]) -> tuple[int, int]:
+        role, region = scope
+        session = session_for(role)
         # boto3: a session is not safe to create clients from concurrently (per account).
-        with lock_for(scope.assume_role_arn):
-            rds = session.client("rds", region_name=scope.region, config=boto_config)
+        with lock_for(role):
+            rds = session.client("rds", region_name=region, config=boto_config)
         proxies = pages(rds.describe_db_proxies, "DBProxies", "DescribeDBProxies")
         if not proxies:
             return 0, 0
@@ -85,8 +90,60 @@ def scan_threaded(config: Config, *, threads: int = THREADS) -> dict[str, Any]:
             rds.list_tags_for_resource(ResourceName=proxy["DBProxyArn"])
         return len(proxies), sum(1 for e in endpoints if not e.get("IsDefault"))
 
+    def org_roles(matcher: Matcher) -> list[str]:
+        assert matcher.organization is not None
+        org = boto3.Session().client("organizations", region_name="us-east-1", config=boto_config)
+
+        def listed(method: Any, key: str, operation: str, **params: Any) -> list[dict[str, Any]]:
+            items: list[dict[str, Any]] = []
+            while True:
+                count(operation)
+                response = method(**params)
+                items.extend(response.get(key, []))
+                params["NextToken"] = response.get("NextToken", "")
+                if not params["NextToken"]:
+                    return items
+
+        parents = [r["Id"] for r in listed(org.list_roots, "Roots", "ListRoots")]
+        accounts: list[str] = []
+        while parents:
+            parent = parents.pop()
+            parents += [
+                ou["Id"]
+                for ou in listed(
+                    org.list_organizational_units_for_parent,
+                    "OrganizationalUnits",
+                    "ListOrganizationalUnitsForParent",
+                    ParentId=parent,
+                )
+            ]
+            accounts += [
+                a["Id"]
+                for a in listed(
+                    org.list_accounts_for_parent,
+                    "Accounts",
+                    "ListAccountsForParent",
+                    ParentId=parent,
+                )
+                if a.get("Status") == "ACTIVE"
+            ]
+        return [f"arn:aws:iam::{a}:role/{matcher.assume_role_name}" for a in sorted(accounts)]
+
+    def regions_of(role: str) -> list[tuple[str, str]]:
+        session = session_for(role)
+        with lock_for(role):
+            account = session.client("account", region_name="us-east-1", config=boto_config)
+        count("ListRegions")
+        listed = account.list_regions(RegionOptStatusContains=["ENABLED", "ENABLED_BY_DEFAULT"])
+        return [(role, r["RegionName"]) for r in listed.get("Regions", [])]
+
+    scopes = [(s.assume_role_arn, s.region) for s in expand_scopes(config)]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        fetched = list(pool.map(one, expand_scopes(config)))
+        for matcher in config.aws:
+            if matcher.organization is not None:
+                for listed_scopes in pool.map(regions_of, org_roles(matcher)):
+                    scopes += listed_scopes
+        fetched = list(pool.map(one, scopes))
     return {
         "scopes": len(fetched),
         "failed_scopes": 0,
