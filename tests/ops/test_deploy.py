@@ -460,6 +460,12 @@ def test_alert_rules_unit_tests_pass() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_runbook_anchor_exists_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "\n## Alerting and dashboards\n" in readme  # GitHub's anchor: #alerting-and-dashboards
+    assert "rdsproxy_docs_url" in readme
+
+
 def test_the_alerts_cover_what_issue_7_asks_for() -> None:
     rules = {r["alert"]: r for r in yaml.safe_load(ALERTS.read_text())["groups"][0]["rules"]}
     assert set(rules) == {
@@ -476,6 +482,10 @@ def test_the_alerts_cover_what_issue_7_asks_for() -> None:
     assert 'reason="delete-guard"' in rules["DiscoveryDeletesWithheld"]["expr"]
     for rule in rules.values():
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+        # A link that opens once the documented external label names where the README is.
+        runbook = rule["annotations"]["runbook_url"]
+        assert "$externalLabels.rdsproxy_docs_url" in runbook, rule["alert"]
+        assert runbook.endswith("#alerting-and-dashboards"), rule["alert"]
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}
 
 
