@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from discovery.core.config import Config
 from discovery.core.journal import JournalEntry
@@ -23,6 +24,7 @@ from discovery.registry.base import PartialApply, Registry, RegistryConflict, Re
 from discovery.registry.leader import AlwaysLeader, Leadership
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class BackendOpener(Protocol):
@@ -53,16 +55,7 @@ class GuardedRegistry:
         return self._apply is not None and not self._apply.done()
 
     async def list_resources(self) -> list[StoredResource]:
-        try:
-            rows = await self.inner.list_resources()
-        except RegistryError as exc:
-            explained = self._explain(exc)
-            self._answered(explained)
-            if explained is exc:
-                raise
-            raise explained from exc
-        self._answered(None)
-        return rows
+        return await self._read(self.inner.list_resources())
 
     async def history(
         self,
@@ -71,10 +64,14 @@ class GuardedRegistry:
         since: datetime | None = None,
         limit: int | None = None,
     ) -> list[JournalEntry]:
+        return await self._read(
+            self.inner.history(discovery_group=discovery_group, since=since, limit=limit)
+        )
+
+    async def _read(self, call: Awaitable[T]) -> T:
+        """A read of the registry, recording whether it answered (errors explained)."""
         try:
-            rows = await self.inner.history(
-                discovery_group=discovery_group, since=since, limit=limit
-            )
+            rows = await call
         except RegistryError as exc:
             explained = self._explain(exc)
             self._answered(explained)

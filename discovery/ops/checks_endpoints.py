@@ -7,48 +7,40 @@ register: the scope's proxies go through the same assembly and conversion as a c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from discovery.aws.assemble import assemble_proxies
 from discovery.core.convert import convert_proxies
 from discovery.core.model import Resource
-from discovery.ops.checks_rds import ScopeFindings, scope_subject
+from discovery.ops.checks_rds import ScopeFindings, per_proxy_checks
 from discovery.ops.diagnosis import Check, Status, failure
 from discovery.ops.probe import Probe, ProbeResult, hosts_file_names, resolves_locally
 
 
 def check_tls(scopes: Sequence[ScopeFindings]) -> list[Check]:
-    checks: list[Check] = []
-    for scope in scopes:
-        if not scope.ok:
-            continue
-        off = [p for p in scope.proxies if not p.get("RequireTLS", False)]
-        if not off:
-            checks.append(
-                Check(
-                    check="require-tls",
-                    status=Status.OK,
-                    subject=scope_subject(scope),
-                    detail=f"all {len(scope.proxies)} proxies require TLS",
-                )
-            )
-            continue
-        for proxy in off:
-            name = str(proxy.get("DBProxyName", "?"))
-            checks.append(
-                Check(
-                    check="require-tls",
-                    status=Status.WARN,
-                    subject=f"{name} in {scope.region}",
-                    detail="RequireTLS is off: the proxy and its endpoints are skipped",
-                    code="tls-disabled",
-                    fix=(
-                        "Teleport only connects over TLS: aws rds modify-db-proxy "
-                        f"--db-proxy-name {name} --require-tls --region {scope.region}"
-                    ),
-                )
-            )
-    return checks
+    return per_proxy_checks(
+        scopes,
+        check="require-tls",
+        failing=lambda proxy: not proxy.get("RequireTLS", False),
+        ok_detail=lambda count: f"all {count} proxies require TLS",
+        warning=_tls_warning,
+    )
+
+
+def _tls_warning(scope: ScopeFindings, proxy: Mapping[str, Any]) -> Check:
+    name = str(proxy.get("DBProxyName", "?"))
+    return Check(
+        check="require-tls",
+        status=Status.WARN,
+        subject=f"{name} in {scope.region}",
+        detail="RequireTLS is off: the proxy and its endpoints are skipped",
+        code="tls-disabled",
+        fix=(
+            "Teleport only connects over TLS: aws rds modify-db-proxy "
+            f"--db-proxy-name {name} --require-tls --region {scope.region}"
+        ),
+    )
 
 
 def _resources(scope: ScopeFindings) -> tuple[Resource, ...]:

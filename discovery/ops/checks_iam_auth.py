@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from discovery.ops.checks_rds import ScopeFindings, scope_subject
+from discovery.ops.checks_rds import ScopeFindings, per_proxy_checks
 from discovery.ops.diagnosis import Check, Status
 
 
@@ -42,45 +42,36 @@ def modify_command(proxy: Mapping[str, Any], region: str) -> str:
 
 
 def check_iam_auth(scopes: Sequence[ScopeFindings]) -> list[Check]:
-    checks: list[Check] = []
-    for scope in scopes:
-        if not scope.ok:
-            continue
-        missing = [p for p in scope.proxies if not iam_auth_required(p)]
-        if not missing:
-            checks.append(
-                Check(
-                    check="iam-auth",
-                    status=Status.OK,
-                    subject=scope_subject(scope),
-                    detail=f"all {len(scope.proxies)} proxies require IAM authentication",
-                )
-            )
-            continue
-        for proxy in missing:
-            name = str(proxy.get("DBProxyName", "?"))
-            seen = sorted(
-                {
-                    str(entry.get("IAMAuth", "?"))
-                    for entry in proxy.get("Auth") or ()
-                    if isinstance(entry, Mapping)
-                }
-            )
-            checks.append(
-                Check(
-                    check="iam-auth",
-                    status=Status.WARN,
-                    subject=f"{name} in {scope.region}",
-                    detail=(
-                        f"IAM authentication is not required (Auth[].IAMAuth: "
-                        f"{', '.join(seen) or 'no auth entry'}): the Teleport Database Service "
-                        "cannot connect to it"
-                    ),
-                    code="iam-auth-not-required",
-                    fix=(
-                        "set IAMAuth=REQUIRED on the secrets Teleport users connect as: "
-                        + modify_command(proxy, scope.region)
-                    ),
-                )
-            )
-    return checks
+    return per_proxy_checks(
+        scopes,
+        check="iam-auth",
+        failing=lambda proxy: not iam_auth_required(proxy),
+        ok_detail=lambda count: f"all {count} proxies require IAM authentication",
+        warning=_iam_auth_warning,
+    )
+
+
+def _iam_auth_warning(scope: ScopeFindings, proxy: Mapping[str, Any]) -> Check:
+    name = str(proxy.get("DBProxyName", "?"))
+    seen = sorted(
+        {
+            str(entry.get("IAMAuth", "?"))
+            for entry in proxy.get("Auth") or ()
+            if isinstance(entry, Mapping)
+        }
+    )
+    return Check(
+        check="iam-auth",
+        status=Status.WARN,
+        subject=f"{name} in {scope.region}",
+        detail=(
+            f"IAM authentication is not required (Auth[].IAMAuth: "
+            f"{', '.join(seen) or 'no auth entry'}): the Teleport Database Service "
+            "cannot connect to it"
+        ),
+        code="iam-auth-not-required",
+        fix=(
+            "set IAMAuth=REQUIRED on the secrets Teleport users connect as: "
+            + modify_command(proxy, scope.region)
+        ),
+    )

@@ -9,7 +9,7 @@ judged on its own, so the check can name the single call that failed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -48,6 +48,29 @@ class ScopeFindings:
 def scope_subject(scope: ScopeFindings) -> str:
     who = scope.identity.role_arn or "base credentials"
     return f"{scope.region} as {who}"
+
+
+def per_proxy_checks(
+    scopes: Sequence[ScopeFindings],
+    *,
+    check: str,
+    failing: Callable[[Mapping[str, Any]], bool],
+    ok_detail: Callable[[int], str],
+    warning: Callable[[ScopeFindings, Mapping[str, Any]], Check],
+) -> list[Check]:
+    """A check over every proxy of the scopes that answered: one OK line for a scope whose
+    proxies all pass (`ok_detail(count)`), else one `warning` per proxy that fails."""
+    checks: list[Check] = []
+    for scope in scopes:
+        if not scope.ok:
+            continue
+        bad = [proxy for proxy in scope.proxies if failing(proxy)]
+        if not bad:
+            subject = scope_subject(scope)
+            detail = ok_detail(len(scope.proxies))
+            checks.append(Check(check=check, status=Status.OK, subject=subject, detail=detail))
+        checks.extend(warning(scope, proxy) for proxy in bad)
+    return checks
 
 
 async def check_scopes(
