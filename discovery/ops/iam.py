@@ -187,16 +187,7 @@ class IAMPlan:
 
 
 def trust_policy(principal: str, external_ids: tuple[str, ...]) -> dict[str, Any]:
-    statement: dict[str, Any] = {
-        "Sid": "TrustRDSProxyDiscovery",
-        "Effect": "Allow",
-        "Principal": {"AWS": principal},
-        "Action": "sts:AssumeRole",
-    }
-    if external_ids:
-        values: str | list[str] = external_ids[0] if len(external_ids) == 1 else list(external_ids)
-        statement["Condition"] = {"StringEquals": {"sts:ExternalId": values}}
-    return policy(statement)
+    return policy(trust_statement(principal, external_ids, sid="TrustRDSProxyDiscovery"))
 
 
 def iam_plan(

@@ -62,9 +62,12 @@ def connect_statement(resources: Iterable[str]) -> dict[str, Any]:
     }
 
 
-def trust_statement(principal: str, external_ids: tuple[str, ...]) -> dict[str, Any]:
+def trust_statement(
+    principal: str, external_ids: tuple[str, ...], *, sid: str = TRUST_SID
+) -> dict[str, Any]:
+    """Lets `principal` assume the role, with the external ids as a condition when set."""
     statement: dict[str, Any] = {
-        "Sid": TRUST_SID,
+        "Sid": sid,
         "Effect": "Allow",
         "Principal": {"AWS": principal},
         "Action": "sts:AssumeRole",
