@@ -9,7 +9,7 @@ read them live here, pure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ __all__ = [
     "JournalEntry",
     "format_at",
     "journal_entry",
+    "names_from",
     "parse_at",
     "prune_before",
     "window_deletes",
@@ -56,12 +57,32 @@ class JournalEntry:
                 "updated": len(self.updated),
                 "deleted": len(self.deleted),
             },
-            "names": {
-                "created": list(self.created),
-                "updated": list(self.updated),
-                "deleted": list(self.deleted),
-            },
+            "names": self.names(),
         }
+
+    def names(self) -> dict[str, list[str]]:
+        """The names per action, as every backend stores them (a JSON object of lists)."""
+        return {
+            "created": list(self.created),
+            "updated": list(self.updated),
+            "deleted": list(self.deleted),
+        }
+
+
+Names = tuple[str, ...]
+
+
+def names_from(document: Mapping[str, object]) -> tuple[Names, Names, Names]:
+    """(created, updated, deleted) back from `JournalEntry.names()`; a key missing (KeyError)
+    or not a list (TypeError) is a malformed row for the backend to report."""
+
+    def names(key: str) -> Names:
+        value = document[key]
+        if not isinstance(value, list):
+            raise TypeError(f"{key} is not a list")
+        return tuple(str(v) for v in value)
+
+    return names("created"), names("updated"), names("deleted")
 
 
 def journal_entry(changes: Changes) -> JournalEntry | None:

@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
-from discovery.core.journal import JournalEntry, prune_before
+from discovery.core.journal import JournalEntry, names_from, prune_before
 from discovery.registry.base import RegistryError
 
 __all__ = ["MIGRATION", "read_entries", "write_entry"]
@@ -47,11 +47,6 @@ async def write_entry(conn: psycopg.AsyncConnection[TupleRow], entry: JournalEnt
     await conn.execute(
         "DELETE FROM discovery_journal WHERE applied_at < %s", (prune_before(entry.at),)
     )
-    names = {
-        "created": list(entry.created),
-        "updated": list(entry.updated),
-        "deleted": list(entry.deleted),
-    }
     await conn.execute(
         "INSERT INTO discovery_journal (cycle_id, discovery_group, applied_at, forced, created, "
         "updated, deleted, names) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
@@ -63,7 +58,7 @@ async def write_entry(conn: psycopg.AsyncConnection[TupleRow], entry: JournalEnt
             len(entry.created),
             len(entry.updated),
             len(entry.deleted),
-            Jsonb(names),
+            Jsonb(entry.names()),
         ),
     )
 
@@ -99,14 +94,15 @@ async def read_entries(
 def _decode(row: TupleRow, where: str) -> JournalEntry:
     row_id, cycle_id, group, applied_at, forced, names = row
     try:
+        created, updated, deleted = names_from(names)
         return JournalEntry(
             cycle_id=str(cycle_id),
             discovery_group=str(group),
             at=applied_at.astimezone(UTC),
             forced=bool(forced),
-            created=tuple(str(n) for n in names["created"]),
-            updated=tuple(str(n) for n in names["updated"]),
-            deleted=tuple(str(n) for n in names["deleted"]),
+            created=created,
+            updated=updated,
+            deleted=deleted,
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise RegistryError(

@@ -13,7 +13,7 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-from discovery.core.journal import JournalEntry, format_at, parse_at, prune_before
+from discovery.core.journal import JournalEntry, format_at, names_from, parse_at, prune_before
 from discovery.registry.base import RegistryError
 
 __all__ = ["MIGRATION", "read_entries", "write_entry"]
@@ -42,7 +42,6 @@ MIGRATION: tuple[str, ...] = (
 def write_entry(conn: sqlite3.Connection, entry: JournalEntry) -> None:
     """Insert `entry` and prune what is past the retention (inside the caller's transaction)."""
     conn.execute("DELETE FROM journal WHERE applied_at < ?", (format_at(prune_before(entry.at)),))
-    names = {"created": entry.created, "updated": entry.updated, "deleted": entry.deleted}
     conn.execute(
         "INSERT INTO journal (cycle_id, discovery_group, applied_at, forced, created, updated, "
         "deleted, names) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -54,7 +53,7 @@ def write_entry(conn: sqlite3.Connection, entry: JournalEntry) -> None:
             len(entry.created),
             len(entry.updated),
             len(entry.deleted),
-            json.dumps(names, separators=(",", ":"), ensure_ascii=False),
+            json.dumps(entry.names(), separators=(",", ":"), ensure_ascii=False),
         ),
     )
 
@@ -87,15 +86,15 @@ def read_entries(
 def _decode(row: tuple[int, str, str, str, int, str], path: Path) -> JournalEntry:
     row_id, cycle_id, group, applied_at, forced, names = row
     try:
-        decoded = json.loads(names)
+        created, updated, deleted = names_from(json.loads(names))
         return JournalEntry(
             cycle_id=cycle_id,
             discovery_group=group,
             at=parse_at(applied_at),
             forced=bool(forced),
-            created=tuple(str(n) for n in decoded["created"]),
-            updated=tuple(str(n) for n in decoded["updated"]),
-            deleted=tuple(str(n) for n in decoded["deleted"]),
+            created=created,
+            updated=updated,
+            deleted=deleted,
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise RegistryError(

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from discovery.core.journal import JournalEntry, format_at, parse_at, prune_before
+from discovery.core.journal import JournalEntry, format_at, names_from, parse_at, prune_before
 from discovery.registry.base import RegistryError
 
 __all__ = ["TeleportJournal"]
@@ -80,25 +80,18 @@ def _row(entry: JournalEntry) -> dict[str, object]:
         "cycle_id": entry.cycle_id,
         "discovery_group": entry.discovery_group,
         "forced": entry.forced,
-        "created": list(entry.created),
-        "updated": list(entry.updated),
-        "deleted": list(entry.deleted),
+        **entry.names(),
     }
 
 
 def _entry(row: dict[str, object]) -> JournalEntry:
-    def names(key: str) -> tuple[str, ...]:
-        value = row[key]
-        if not isinstance(value, list):
-            raise TypeError(f"{key} is not a list")
-        return tuple(str(v) for v in value)
-
+    created, updated, deleted = names_from(row)
     return JournalEntry(
         cycle_id=str(row["cycle_id"]),
         discovery_group=str(row["discovery_group"]),
         at=parse_at(str(row["at"])),
         forced=bool(row["forced"]),
-        created=names("created"),
-        updated=names("updated"),
-        deleted=names("deleted"),
+        created=created,
+        updated=updated,
+        deleted=deleted,
     )
